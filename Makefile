@@ -1,35 +1,104 @@
-# noise2music: every target builds the virtual environment first, so a fresh clone needs only `make`.
-#   make sample PROMPT="..."   text -> 30 s of 24 kHz music with the shipped demo checkpoints
-#   make test                  the whole test suite (CPU, a few minutes)
-#   make bench                 speed figures (see bench.py); never part of the tests
+# noise2music: every target builds the virtual environment first, so a fresh clone needs nothing but `make`.
+#
+#   make sample PROMPT="a calm chorale on a church organ"   text -> 30 s of 24 kHz music (shipped demo checkpoints)
+#   make test                                             the whole test suite (CPU, a few minutes)
+#
+# Settings after a training target become that stage's --key=value settings, lower-cased:
+#   make train-cascader STEPS=5000 LR=2e-4 BATCH_SIZE=32   ->   python stage2_cascader.py --steps=5000 --lr=2e-4 ...
+# PRESET=tiny|paper, DATA=folder and NPROC=processes (GPUs) on this machine are understood by every training target.
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: test bench help
+PRESET ?= tiny
+DATA   ?= data/music21
+NPROC  ?= 1
+
+# Command-line settings other than the ones this Makefile reads itself, as --key=value for the Python entry points.
+OWN    := PRESET=% DATA=% NPROC=% PYTHON=% PROMPT=% SECONDS=% OUT=% SEED=% ROUTE=% N=% ARGS=% TRAIN=% TEST=% WORKERS=%
+PASS   := $(shell printf '%s\n' $(filter-out $(OWN),$(MAKEOVERRIDES)) | sed -nE 's/^([A-Za-z_]+)=(.*)$$/--\L\1\E=\2/p')
+# One process runs plainly; several run under PyTorch's torchrun (DistributedDataParallel, one process per GPU).
+LAUNCH := $(if $(filter 1,$(NPROC)),$(PY),$(VENV)/bin/torchrun --standalone --nproc_per_node=$(NPROC))
+TRAIN_ARGS = --preset=$(PRESET) --data=$(DATA) $(PASS) $(ARGS)
+
+.PHONY: help venv test bench data sample train-generator train-spec-generator train-cascader train-vocoder \
+        train-superres checkpoints demo-t5
 
 help:
 	@sed -n '1,/^$$/p' Makefile
 
-# The venv is rebuilt only when a requirements file changes: the stamp file records the last install.
+# The venv is (re)built only when a requirements file changes: a stamp file records the last install.
 $(VENV)/.stamp: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.stamp-test: $(VENV)/.stamp requirements-test.txt
+# The corpus builder's packages; tinysoundfont is installed without its pyaudio dependency, which only serves live
+# playback and needs the PortAudio headers to build.
+$(VENV)/.stamp-data: $(VENV)/.stamp requirements-data.txt
+	$(PIP) install --quiet -r requirements-data.txt
+	$(PIP) install --quiet --no-deps tinysoundfont==0.3.7
+	touch $@
+
+# Tests also render a short piece, so they install the corpus builder's packages too.
+$(VENV)/.stamp-test: $(VENV)/.stamp-data requirements-test.txt
 	$(PIP) install --quiet -r requirements-test.txt
 	touch $@
 
 venv: $(VENV)/.stamp
 
-# Runs every test on the CPU. Budget: well under 5 minutes on 2 cores.
+# The whole suite on the CPU (about 4 minutes on 2 cores). HF_HUB_OFFLINE: the parity tests never touch a hub.
 test: $(VENV)/.stamp-test
-	$(PY) -m pytest -q tests
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests
 
-# Speed figures for the tiny and paper presets (bench.py); results go in README.md by hand.
+# The built-in corpus (corpus.py): music21 scores rendered with a General MIDI soundfont, 2,000 + 200 clips of
+# 30 s in DATA (default data/music21; ~1.7 GB, ~25-40 min on one core). Run it again to resume.
+#   make data TRAIN=200 TEST=20 WORKERS=2
+data: $(VENV)/.stamp-data
+	$(PY) data.py build --out $(DATA) $(if $(TRAIN),--train $(TRAIN)) $(if $(TEST),--test $(TEST)) \
+	    $(if $(WORKERS),--workers $(WORKERS)) $(ARGS)
+
+# Speed and memory (bench.py): U-Net FLOP rates and the whole 30 s waveform route, per stage. Not a test.
 bench: $(VENV)/.stamp
-	$(PY) bench.py
+	$(PY) bench.py $(ARGS)
+
+# Text -> music with the checkpoints in checkpoints/. PROMPT, SECONDS (30), SEED (0), ROUTE (wave|spec), N (1),
+# OUT (samples/<prompt>.wav); any sample.py flag through ARGS, e.g. ARGS="--steps-generator 50".
+sample: $(VENV)/.stamp
+	$(PY) sample.py --prompt "$(PROMPT)" $(if $(SECONDS),--seconds $(SECONDS)) $(if $(SEED),--seed $(SEED)) \
+	    $(if $(ROUTE),--route $(ROUTE)) $(if $(N),--n $(N)) $(if $(OUT),--out "$(OUT)") $(ARGS)
+
+# --- Training: each stage's file holds its defaults; `python <file> --help` lists every setting. -------------------
+# Costs are for PRESET=tiny with the defaults; PRESET=paper is Table 8's size and needs GPUs (NPROC=8 on one node).
+
+# Stage 1, waveform generator: text -> 3.2 kHz, 30 s clips. Tiny: ~2 s/step on a 2-core CPU.
+train-generator: $(VENV)/.stamp
+	$(LAUNCH) stage1_generator.py --repr=wave $(TRAIN_ARGS)
+
+# Stage 1, spectrogram generator: text -> 80-bin log-mel, 30 s clips. Tiny: ~0.5 s/step on a 2-core CPU.
+train-spec-generator: $(VENV)/.stamp
+	$(LAUNCH) stage1_generator.py --repr=spec $(TRAIN_ARGS)
+
+# Stage 2, waveform cascader: 3.2 kHz + text -> 16 kHz, 3-4 s crops. Tiny: ~1 s/step on a 2-core CPU.
+train-cascader: $(VENV)/.stamp
+	$(LAUNCH) stage2_cascader.py $(TRAIN_ARGS)
+
+# Spectrogram vocoder: log-mel -> 16 kHz, 3-4 s crops, no text. Tiny: ~1 s/step on a 2-core CPU.
+train-vocoder: $(VENV)/.stamp
+	$(LAUNCH) vocoder.py $(TRAIN_ARGS)
+
+# Stage 3, super-resolution: 16 kHz -> 24 kHz, 3-4 s crops, no text. Tiny: ~1 s/step on a 2-core CPU.
+train-superres: $(VENV)/.stamp
+	$(LAUNCH) stage3_superres.py $(TRAIN_ARGS)
+
+# Copy the EMA weights of every finished run in runs/ into checkpoints/ (half precision), where sample.py looks.
+checkpoints: $(VENV)/.stamp
+	for s in waveform-generator spectrogram-generator waveform-cascader vocoder superres; do \
+	    if [ -f runs/$$s/last.pt ]; then $(PY) train.py export runs/$$s/last.pt checkpoints/$$s.pt; fi; done
+
+# Rebuild assets/t5-demo, the shipped T5-shaped encoder with random weights (seed 0).
+demo-t5: $(VENV)/.stamp
+	$(PY) text_encoder.py make-demo

@@ -1,0 +1,156 @@
+"""Speed figures (never part of the tests; see STYLE.md "Benchmarks are not tests").
+
+U-Net section: one forward pass of each tiny preset on its full 30 s working signal, and of each paper preset
+on 1 s, batch 1, float32 on the CPU. For each we report the forward time, samples per second, the FLOPs that
+torch's FlopCounterMode counts (convolutions, matmuls, attention), the achieved GFLOP/s, and that rate as a
+fraction of a large float32 matmul's rate on the same machine: the best this CPU can do, so the fraction says
+how much of the time goes to arithmetic rather than to memory traffic and small-op overhead.
+
+    python bench.py            # tiny presets at 30 s, then paper presets at 1 s (about 3 GB of memory)
+    python bench.py --quick    # tiny presets only
+
+Timings are the minimum over --reps runs (after one warm-up): on a shared machine the minimum is the figure
+least disturbed by other work. Likewise the matmul rate is the best of runs made between the models.
+"""
+
+import argparse
+import platform
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from unet1d import PRESETS, build_unet, count_parameters
+
+# Working lengths (§13: 30 s by default): samples of x_t, or frames for the spectrogram generator.
+TINY_LENGTHS = {
+    "tiny-waveform-generator": 96_000,       # 30 s at 3.2 kHz
+    "tiny-waveform-cascader": 480_000,       # 30 s at 16 kHz
+    "tiny-spectrogram-generator": 3_000,     # 30 s at 100 frames/s
+    "tiny-vocoder": 480_000,                 # 30 s at 16 kHz (+ 3000 mel frames as the aligned input)
+    "tiny-superres": 720_000,                # 30 s at 24 kHz
+}
+PAPER_LENGTHS = {  # 1 s each
+    "paper-waveform-generator": 3_200,
+    "paper-waveform-cascader": 16_000,
+    "paper-spectrogram-generator": 100,
+    "paper-vocoder": 16_000,
+    "paper-superres": 24_000,
+}
+TEXT_TOKENS = {"spectrogram": 96}  # Tab. 2: 96 tokens for the spectrogram generator, 64 for the waveform models
+
+
+def bench_matmul(n: int = 2048, reps: int = 5) -> float:
+    """GFLOP/s of an n x n float32 matmul (best of reps): the reference rate for this CPU."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def unet_inputs(name: str, length: int, batch: int):
+    """(x, t, keyword arguments) with every conditioning input the preset takes, at the given length."""
+    cfg = PRESETS[name]
+    tokens = next((n for key, n in TEXT_TOKENS.items() if key in name), 64)
+    kw = {}
+    if cfg.cond_channels:
+        kw["cond"] = torch.randn(batch, cfg.cond_channels, length)
+    if cfg.aligned_channels:
+        kw["aligned"] = torch.randn(batch, cfg.aligned_channels, -(-length // cfg.total_stride))
+    if cfg.text_dim:
+        kw["text_emb"] = torch.randn(batch, tokens, cfg.text_dim)
+        kw["text_mask"] = torch.ones(batch, tokens, dtype=torch.bool)
+    if cfg.cond_noise_level:
+        kw["cond_noise"] = torch.full((batch,), 0.1)
+    return torch.randn(batch, cfg.in_channels, length), torch.full((batch,), 0.5), kw
+
+
+class _Prepared:
+    """A built model, its inputs and its FLOP count, ready to be timed."""
+
+    @torch.no_grad()
+    def __init__(self, preset: str, length: int, batch: int):
+        self.preset, self.length, self.batch = preset, length, batch
+        self.model = build_unet(preset).eval()
+        self.x, self.t, self.kw = unet_inputs(preset, length, batch)
+        with FlopCounterMode(display=False) as counter:  # a separate, untimed pass (also the warm-up)
+            self.model(self.x, self.t, **self.kw)
+        self.gflops = counter.get_total_flops() / 1e9
+        self.best = float("inf")
+
+    @torch.no_grad()
+    def time_once(self):
+        start = time.perf_counter()
+        self.model(self.x, self.t, **self.kw)
+        self.best = min(self.best, time.perf_counter() - start)
+
+    def result(self, matmul_gflops: float | None) -> dict:
+        r = dict(preset=self.preset, length=self.length, batch=self.batch,
+                 params_m=count_parameters(self.model) / 1e6, seconds=self.best,
+                 samples_per_s=self.batch * self.length / self.best, gflops=self.gflops,
+                 gflops_per_s=self.gflops / self.best)
+        r["matmul_fraction"] = r["gflops_per_s"] / matmul_gflops if matmul_gflops else float("nan")
+        return r
+
+
+def bench_unet(preset: str, length: int, batch: int = 1, reps: int = 3, matmul_gflops: float | None = None) -> dict:
+    """Forward-pass time (min of reps) and FLOP rate of one preset: a dict of the figures main() prints."""
+    prepared = _Prepared(preset, length, batch)
+    for _ in range(reps):
+        prepared.time_once()
+    return prepared.result(matmul_gflops)
+
+
+def print_rows(rows: list[dict]):
+    print(f"{'preset':28s} {'length':>8s} {'params':>8s} {'forward':>9s} {'samples/s':>10s} {'GFLOPs':>8s} "
+          f"{'GFLOP/s':>8s} {'of matmul':>9s}")
+    for r in rows:
+        print(f"{r['preset']:28s} {r['length']:8d} {r['params_m']:7.2f}M {r['seconds']:8.3f}s "
+              f"{r['samples_per_s']:10.3g} {r['gflops']:8.1f} {r['gflops_per_s']:8.1f} {r['matmul_fraction']:8.0%}")
+
+
+def section_unet(args):
+    """The U-Net table: tiny presets at 30 s, then (unless --quick) the paper presets at 1 s."""
+    # Tiny presets: timed round-robin, so that each model's runs are spread over time and the minimum is
+    # less likely to come from a moment when other work was using the CPU.
+    tiny = [_Prepared(name, length, args.batch) for name, length in TINY_LENGTHS.items()]
+    matmul = bench_matmul()
+    for _ in range(args.reps):
+        for prepared in tiny:
+            prepared.time_once()
+        matmul = max(matmul, bench_matmul())  # sampled between rounds; the best is kept, like the min time
+    rows = [prepared.result(None) for prepared in tiny]
+    del tiny
+    if not args.quick:  # paper presets one at a time: up to 3 GB of weights each
+        for name, length in PAPER_LENGTHS.items():
+            torch.manual_seed(0)
+            rows.append(bench_unet(name, length, batch=args.batch, reps=args.reps))
+            matmul = max(matmul, bench_matmul())
+            print(f"  measured {name}", flush=True)
+    for r in rows:
+        r["matmul_fraction"] = r["gflops_per_s"] / matmul
+    print(f"\nU-Net forward, batch {args.batch}, float32, min of {args.reps} runs; "
+          f"reference {2048}x{2048} matmul: {matmul:.1f} GFLOP/s")
+    print_rows(rows)
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny presets only (skip the paper presets)")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
+    parser.add_argument("--reps", type=int, default=5, help="timed runs per model; the minimum is reported")
+    parser.add_argument("--batch", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+          f"{args.threads} threads, {'quick' if args.quick else 'full'} run")
+    section_unet(args)
+
+
+if __name__ == "__main__":
+    main()

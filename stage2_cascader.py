@@ -1,0 +1,132 @@
+"""Stage 2: the waveform cascader, 3.2 kHz audio + text -> 16 kHz audio (Sec. 3.3.1; Tables 2, 3, 8).
+
+The generator's 3.2 kHz output holds everything below 1.6 kHz: melody, bass, rhythm. The cascader paints in the
+band up to 8 kHz (timbre, attacks, breath) while staying faithful to that sketch and to the text.
+
+    conditioning   the 3.2 kHz audio, FFT-upsampled x5 to 16 kHz (§2.2) and stacked with x_t as a 2nd channel
+    corruption     in training only: blur (kernel 10, std in [0.1, 5]) then noise to level u ~ U[0, 0.5]; u is
+                   given to the network, so it learns to repair a flawed sketch (Sec. 4.1)
+    text           cross-attention at the two deepest levels; 10% of examples train with it zeroed (CFG)
+    training data  random 3-4 s crops (no self-attention, so the network runs convolutionally over 30 s later)
+    loss           v-prediction [design card; the paper: eps], "simplified" weight, the "linear" schedule (Table 2)
+    sampling       Table 3: front-heavy steps, gamma = 1 (the only stage with the forward-process variance),
+                   guidance scale 5
+
+Shapes: lowres (B, T / 5) at 3.2 kHz -> generate -> (B, T) at 16 kHz.
+Train:  python stage2_cascader.py --help   (make train-cascader)
+"""
+
+import math
+import sys
+from dataclasses import replace
+from types import SimpleNamespace
+
+import torch
+
+import data
+import diffusion
+import train
+import unet1d
+
+LOW_RATE, RATE = 3200, 16000
+
+DEFAULTS = {
+    # Table 2: the cascader's loss settings.
+    "schedule": ("linear", "noise schedule (Table 2: linear, i.e. the DDPM beta schedule; see diffusion.py)"),
+    "objective": ("v", "what the network predicts: v (design card) or eps (the paper)"),
+    "weight": ("simplified", "loss weight: simplified (w = 1, Table 2) or sigma"),
+    "text_length": (64, "T5 tokens kept per caption (Table 2: 64)"),
+    "text_dropout": (0.1, "fraction of examples trained without text, for classifier-free guidance (Sec. 4.1)"),
+    "t_max": (0.5, "largest corruption level u of the conditioning during training (Sec. 4.1: 0.5)"),
+    # Sec. 4.1: random 3-4 s crops.
+    "crop_min": (3.0, "shortest training crop, seconds"),
+    "crop_max": (4.0, "longest training crop, seconds"),
+    "batch_size": (16, "examples per optimizer step (paper: 2048)"),
+}
+
+
+def unet_config(cfg, text_dim):
+    return replace(unet1d.PRESETS[f"{cfg.preset}-waveform-cascader"], text_dim=text_dim)
+
+
+def _multiple(unet_cfg):
+    # A crop must split into whole 3.2 kHz samples (x5) and whole bottom-of-the-U positions (total stride).
+    return math.lcm(RATE // LOW_RATE, unet_cfg.total_stride)
+
+
+def data_spec(cfg, unet_cfg):
+    return {"rate": RATE, "crop_range": (cfg.crop_min, cfg.crop_max), "multiple": _multiple(unet_cfg),
+            "preview_seconds": 4.0}
+
+
+def lowres_condition(audio):
+    """(B, T) 16 kHz -> (B, 1, T): what stage 1 would hand over, i.e. the band below 1.6 kHz, upsampled again."""
+    low = data.resample(audio, RATE, LOW_RATE)
+    return data.resample(low, LOW_RATE, RATE)[:, None]
+
+
+def _model_fn(model, cond, cond_noise, text_emb, text_mask):
+    """A diffusion model function; repeats the conditioning when guidance doubles the batch."""
+    def fn(x_t, t, drop_text=None):
+        k = x_t.shape[0] // cond.shape[0]
+        emb = None if text_emb is None else text_emb.repeat(k, 1, 1)
+        mask = None if text_mask is None else text_mask.repeat(k, 1)
+        return model(x_t, t, cond=cond.repeat(k, 1, 1), cond_noise=cond_noise.repeat(k),
+                     text_emb=emb, text_mask=mask, drop_text=drop_text)
+    return fn
+
+
+def loss(model, batch, ctx):
+    cfg, g, dev = ctx.cfg, ctx.generator, ctx.device
+    audio = batch["audio"].to(dev)                                            # (B, T) 16 kHz crop
+    b = audio.shape[0]
+    cond, u = diffusion.corrupt_condition(lowres_condition(audio), t_max=cfg.t_max, schedule=cfg.schedule,
+                                          generator=g, blur="1d")
+    text_emb, text_mask = ctx.text(batch["caption"])
+    drop = (torch.rand(b, generator=g) < cfg.text_dropout).to(dev)             # Sec. 4.1: 10% text dropout
+    fn = _model_fn(model, cond, u, text_emb, text_mask)
+    value, _, _ = diffusion.diffusion_loss(lambda x_t, t: fn(x_t, t, drop), audio[:, None], schedule=cfg.schedule,
+                                           objective=cfg.objective, weight=cfg.weight, generator=g)
+    return value
+
+
+@torch.no_grad()
+def generate(model, lowres, text_emb=None, text_mask=None, *, steps=20, step_kind="front", gamma=1.0,
+             guidance=5.0, cond_noise=0.1, clip=0.995, schedule="linear", objective="v", generator=None,
+             progress=False):
+    """(B, T/5) 3.2 kHz audio (+ T5 tokens) -> (B, T) 16 kHz audio.  Defaults are Table 3's, with fewer steps.
+
+    cond_noise: the corruption level u the conditioning is noised to before sampling [choice: the paper does not
+    say; CDM / Imagen also noise the low-resolution input at sampling, which hides the sketch's own artefacts].
+    text_emb=None samples without text (guidance is then irrelevant).
+    """
+    dev = next(model.parameters()).device
+    b = lowres.shape[0]
+    level = torch.full((b,), float(cond_noise), device=dev)
+    cond = data.resample(lowres.to(dev).float(), LOW_RATE, RATE)[:, None]     # (B, 1, T), §2.2
+    cond = diffusion.noise_condition(cond, level, schedule=schedule, generator=generator)
+    fn = _model_fn(model, cond, level, text_emb, text_mask)
+    model_fn = diffusion.classifier_free_guidance(fn, guidance if text_emb is not None else 1.0)
+    x = diffusion.sample(model_fn, tuple(cond.shape), step_sizes=diffusion.step_schedule(
+        "waveform-cascader", step_kind, steps), schedule=schedule, objective=objective, gamma=gamma,
+        generator=generator, clip_percentile=clip, device=dev, progress=progress and "cascader")
+    return x[:, 0]
+
+
+def preview(model, batch, ctx):
+    """Upsample a real test clip's 3.2 kHz band with its caption: [(input, rate), (output, rate)]."""
+    dev, cfg = ctx.device, ctx.cfg
+    audio = batch["audio"][:1].to(dev)
+    low = data.resample(audio, RATE, LOW_RATE)
+    emb, mask = ctx.text(batch["caption"][:1])
+    out = generate(model, low, emb, mask, steps=cfg.preview_steps, schedule=cfg.schedule, objective=cfg.objective,
+                   generator=ctx.generator)
+    return [(low[0], LOW_RATE), (out[0], RATE)]
+
+
+STAGE = SimpleNamespace(NAME="waveform-cascader", MAKE_TARGET="train-cascader", DEFAULTS=DEFAULTS, USES_TEXT=True,
+                        unet_config=unet_config, data_spec=data_spec, loss=loss, preview=preview,
+                        __doc__=__doc__, __file__=__file__)
+
+if __name__ == "__main__":
+    sys.exit(train.main(STAGE))

@@ -1,0 +1,102 @@
+"""Stage 3: the super-resolution cascader, 16 kHz audio -> 24 kHz audio (Sec. 3.3.3; Tables 2, 3, 8).
+
+The last stage of both routes. It adds the band from 8 to 12 kHz (air, cymbals, bow noise) to whatever the
+waveform cascader or the vocoder produced. It has no text and no attention: a purely local, convolutional repair.
+
+    conditioning   the 16 kHz audio, FFT-upsampled x1.5 to 24 kHz [choice: the paper does not name the method; we
+                   use the waveform cascader's] and stacked with x_t as a 2nd channel
+    corruption     in training only: blur (kernel 10, std in [0.1, 5]) then noise to u ~ U[0, 1.0] (Sec. 4.1);
+                   u is given to the network
+    training data  random 3-4 s crops [inferred: no attention, like the other cascaders]
+    loss           v-prediction [design card], "simplified" weight, the "linear" schedule (Table 2)
+    sampling       Table 3: front-heavy steps, gamma = 0, no guidance (there is no text)
+
+Shapes: audio (B, T) at 16 kHz -> generate -> (B, 1.5 T) at 24 kHz.
+Train:  python stage3_superres.py --help   (make train-superres)
+"""
+
+import math
+import sys
+from types import SimpleNamespace
+
+import torch
+
+import data
+import diffusion
+import train
+import unet1d
+
+LOW_RATE, RATE = 16000, 24000
+
+DEFAULTS = {
+    "schedule": ("linear", "noise schedule (Table 2: linear, i.e. the DDPM beta schedule; see diffusion.py)"),
+    "objective": ("v", "what the network predicts: v (design card) or eps (the paper)"),
+    "weight": ("simplified", "loss weight: simplified (w = 1, Table 2) or sigma"),
+    "t_max": (1.0, "largest corruption level u of the conditioning during training (Sec. 4.1: 1.0)"),
+    "crop_min": (3.0, "shortest training crop, seconds"),
+    "crop_max": (4.0, "longest training crop, seconds"),
+    "batch_size": (16, "examples per optimizer step (paper: 4096 for this stage)"),
+}
+
+
+def unet_config(cfg, text_dim=0):
+    return unet1d.PRESETS[f"{cfg.preset}-superres"]
+
+
+def data_spec(cfg, unet_cfg):
+    # A 24 kHz crop must map onto whole 16 kHz samples (multiples of 3 -> 2) and whole U-Net bottom positions.
+    return {"rate": RATE, "crop_range": (cfg.crop_min, cfg.crop_max), "multiple": math.lcm(3, unet_cfg.total_stride),
+            "preview_seconds": 4.0}
+
+
+def lowres_condition(audio):
+    """(B, T) 24 kHz -> (B, 1, T): the band below 8 kHz that the 16 kHz stages deliver, upsampled again."""
+    return data.resample(data.resample(audio, RATE, LOW_RATE), LOW_RATE, RATE)[:, None]
+
+
+def _model_fn(model, cond, cond_noise):
+    return lambda x_t, t: model(x_t, t, cond=cond, cond_noise=cond_noise)
+
+
+def loss(model, batch, ctx):
+    cfg, g = ctx.cfg, ctx.generator
+    audio = batch["audio"].to(ctx.device)                                     # (B, T) 24 kHz crop
+    cond, u = diffusion.corrupt_condition(lowres_condition(audio), t_max=cfg.t_max, schedule=cfg.schedule,
+                                          generator=g, blur="1d")
+    value, _, _ = diffusion.diffusion_loss(_model_fn(model, cond, u), audio[:, None], schedule=cfg.schedule,
+                                           objective=cfg.objective, weight=cfg.weight, generator=g)
+    return value
+
+
+@torch.no_grad()
+def generate(model, audio, *, steps=20, step_kind="front", gamma=0.0, cond_noise=0.1, clip=0.995,
+             schedule="linear", objective="v", generator=None, progress=False):
+    """(B, T) 16 kHz audio -> (B, round(1.5 T)) 24 kHz audio.  Defaults are Table 3's, with fewer steps.
+    cond_noise: the level u the conditioning is noised to before sampling [choice; see stage2_cascader.generate]."""
+    dev = next(model.parameters()).device
+    b = audio.shape[0]
+    level = torch.full((b,), float(cond_noise), device=dev)
+    cond = data.resample(audio.to(dev).float(), LOW_RATE, RATE)[:, None]       # (B, 1, 1.5 T)
+    cond = diffusion.noise_condition(cond, level, schedule=schedule, generator=generator)
+    x = diffusion.sample(_model_fn(model, cond, level), tuple(cond.shape),
+                         step_sizes=diffusion.step_schedule("superres", step_kind, steps), schedule=schedule,
+                         objective=objective, gamma=gamma, generator=generator, clip_percentile=clip, device=dev,
+                         progress=progress and "super-resolution")
+    return x[:, 0]
+
+
+def preview(model, batch, ctx):
+    """Super-resolve a real test clip's 16 kHz version: [(input, rate), (output, rate)]."""
+    audio = batch["audio"][:1].to(ctx.device)
+    low = data.resample(audio, RATE, LOW_RATE)
+    out = generate(model, low, steps=ctx.cfg.preview_steps, schedule=ctx.cfg.schedule, objective=ctx.cfg.objective,
+                   generator=ctx.generator)
+    return [(low[0], LOW_RATE), (out[0], RATE)]
+
+
+STAGE = SimpleNamespace(NAME="superres", MAKE_TARGET="train-superres", DEFAULTS=DEFAULTS, USES_TEXT=False,
+                        unet_config=unet_config, data_spec=data_spec, loss=loss, preview=preview,
+                        __doc__=__doc__, __file__=__file__)
+
+if __name__ == "__main__":
+    sys.exit(train.main(STAGE))

@@ -1,0 +1,43 @@
+"""Shared fixtures: a tiny captioned corpus in the users' folder format (audio files + captions.jsonl), made of
+tones whose pitch and loudness the captions describe, so tests need neither `make data` nor the network."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def write_corpus(folder, clips, seconds=5.0, rate=24000, seed=0):
+    """Write `clips` short tone clips with two captions each into folder/captions.jsonl + folder/*.wav."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(seconds * rate)) / rate
+    lines = []
+    for i in range(clips):
+        pitch = float(rng.choice([220.0, 330.0, 440.0, 660.0]))
+        beat = float(rng.choice([1.0, 2.0]))
+        envelope = 0.5 + 0.5 * np.cos(2 * np.pi * beat * t) ** 2          # a pulse, so there is a tempo
+        audio = 0.4 * envelope * np.sin(2 * np.pi * pitch * t) + 0.1 * np.sin(2 * np.pi * 2 * pitch * t)
+        name = f"clip{i:03d}.wav"
+        sf.write(folder / name, audio.astype(np.float32), rate)
+        lines.append({"path": name, "captions": [f"a tone at {pitch:.0f} hertz pulsing {beat:.0f} times a second",
+                                                 f"{pitch:.0f} Hz tone"]})
+    (folder / "captions.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    write_corpus(root / "train", 8, seed=0)
+    write_corpus(root / "test", 2, seed=1)
+    return root

@@ -1,0 +1,131 @@
+"""The training loop: exact resumption, multi-process (DDP on gloo), safe checkpoints, NaN handling, settings."""
+
+import os
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import stage3_superres
+import train
+from conftest import ROOT
+
+FAST = ["--batch_size=4", "--crop_min=0.3", "--crop_max=0.4", "--workers=0", "--sample_every=0", "--warmup=2",
+        "--lr=1e-3", "--log_every=1"]
+
+
+def config(stage, tmp, corpus, *extra):
+    return train.parse_config(stage, FAST + [f"--data={corpus}", f"--out={tmp}"] + list(extra))
+
+
+def weights(path):
+    ckpt = train.load_checkpoint(path)
+    return ckpt["step"], ckpt["model"], ckpt["ema"], ckpt["optimizer"]["state"]
+
+
+def assert_same(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        if isinstance(a[k], dict):
+            assert_same(a[k], b[k])
+        elif torch.is_tensor(a[k]):
+            assert torch.equal(a[k], b[k]), k
+        else:
+            assert a[k] == b[k], k
+
+
+def interrupting(stage, at_step):
+    """The same stage, but its loss raises KeyboardInterrupt at a given step, like a Ctrl-C or a killed job."""
+    calls = {"n": 0}
+
+    def loss(model, batch, ctx):
+        calls["n"] += 1
+        if calls["n"] > at_step:
+            raise KeyboardInterrupt
+        return stage.loss(model, batch, ctx)
+    return SimpleNamespace(**{**vars(stage), "loss": loss})
+
+
+def test_resume_is_exact(tmp_path, tiny_corpus):
+    stage = stage3_superres.STAGE
+    train.train(stage, config(stage, tmp_path / "straight", tiny_corpus, "--steps=6", "--ckpt_every=3"))
+    with pytest.raises(KeyboardInterrupt):
+        train.train(interrupting(stage, 4), config(stage, tmp_path / "split", tiny_corpus, "--steps=6",
+                                                   "--ckpt_every=3"))
+    assert weights(tmp_path / "split" / "last.pt")[0] == 3                 # killed after the step-3 checkpoint
+    train.train(stage, config(stage, tmp_path / "split", tiny_corpus, "--steps=6", "--ckpt_every=3", "--resume=true"))
+    straight, split = weights(tmp_path / "straight" / "last.pt"), weights(tmp_path / "split" / "last.pt")
+    assert straight[0] == split[0] == 6
+    for a, b in zip(straight[1:], split[1:]):
+        assert_same(a, b)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_corpus):
+    stage = stage3_superres.STAGE
+    calls = {"n": 0}
+
+    def loss(model, batch, ctx):
+        calls["n"] += 1
+        value = stage.loss(model, batch, ctx)
+        return value * float("nan") if calls["n"] == 5 else value
+    bad = SimpleNamespace(**{**vars(stage), "loss": loss})
+    with pytest.raises(train.TrainingError, match="loss became nan at step 4.*last good state"):
+        train.train(bad, config(stage, tmp_path, tiny_corpus, "--steps=8", "--ckpt_every=3"))
+    before = (tmp_path / "last.pt").read_bytes()
+    assert weights(tmp_path / "last.pt")[0] == 3
+    assert (tmp_path / "last.pt").read_bytes() == before
+
+
+def test_corrupt_and_missing_checkpoints_are_one_sentence(tmp_path, tiny_corpus):
+    stage = stage3_superres.STAGE
+    train.train(stage, config(stage, tmp_path, tiny_corpus, "--steps=2"))
+    good = (tmp_path / "last.pt").read_bytes()
+    (tmp_path / "last.pt").write_bytes(good[: len(good) // 2])             # truncated, as by a full disk
+    with pytest.raises(train.CheckpointError, match="truncated or corrupt"):
+        train.load_checkpoint(tmp_path / "last.pt", "train-superres")
+    with pytest.raises(train.CheckpointError, match="truncated or corrupt"):
+        train.train(stage, config(stage, tmp_path, tiny_corpus, "--steps=4", "--resume=true"))
+    with pytest.raises(train.CheckpointError, match="does not exist; run `make train-superres`"):
+        train.load_checkpoint(tmp_path / "nope.pt", "train-superres")
+    # A run never silently overwrites an existing one.
+    (tmp_path / "last.pt").write_bytes(good)
+    with pytest.raises(train.TrainingError, match="already exists; pass --resume=true"):
+        train.train(stage, config(stage, tmp_path, tiny_corpus, "--steps=4"))
+
+
+def test_settings_are_checked(tmp_path):
+    stage = stage3_superres.STAGE
+    with pytest.raises(train.TrainingError, match="unknown setting --stepz"):
+        train.parse_config(stage, ["--stepz=3"])
+    with pytest.raises(train.TrainingError, match="--steps takes a int"):
+        train.parse_config(stage, ["--steps=many"])
+    with pytest.raises(train.TrainingError, match="--key=value"):
+        train.parse_config(stage, ["steps", "3"])
+    assert train.parse_config(stage, ["--resume=true", "--lr=3e-4"]).lr == 3e-4
+    # The command line: a wrong flag is one line on stderr and exit code 2, no traceback.
+    r = subprocess.run([sys.executable, "stage3_superres.py", "--stepz=3"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.strip().startswith("error: unknown setting") and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "stage3_superres.py", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0 and "--t_max" in r.stdout and "--batch_size" in r.stdout
+
+
+def test_learning_rate_schedule():
+    cfg = SimpleNamespace(lr=1e-4, warmup=10, decay_steps=110)
+    assert train.lr_at(0, cfg) == pytest.approx(1e-5) and train.lr_at(9, cfg) == pytest.approx(1e-4)
+    assert train.lr_at(60, cfg) == pytest.approx(0.5e-4) and train.lr_at(110, cfg) == pytest.approx(0.0)
+
+
+def test_two_process_ddp_checkpoint_loads_in_one_process(tmp_path, tiny_corpus):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        "stage3_superres.py", *FAST, "--steps=3", f"--data={tiny_corpus}", f"--out={out}",
+                        "--device=cpu"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+    ckpt = train.load_checkpoint(out / "last.pt")
+    assert ckpt["step"] == 3
+    model = train.model_from_checkpoint(ckpt)                 # a plain single-process model loads DDP's weights
+    x = torch.zeros(1, 1, 600)
+    assert model(x, torch.full((1,), 0.5), cond=x, cond_noise=torch.zeros(1)).shape == x.shape

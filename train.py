@@ -1,0 +1,396 @@
+"""The one training loop, shared by all five cascade stages (Sec. 4.1; PAPER_NOTES §8).
+
+Each stage file (stage1_generator.py, stage2_cascader.py, vocoder.py, stage3_superres.py) says only what is
+particular to it: its U-Net preset, how a training example becomes a loss, and how to preview a sample. Running
+`python stage2_cascader.py --steps=2000` calls main() below with that stage.
+
+What the loop does, and why:
+- Adam (0.9, 0.999), peak learning rate 1e-4 with linear warm-up and cosine decay (Sec. 4.1: 10k warm-up, decay
+  towards 2.5M steps; our tiny defaults shrink both to the run's length).
+- An exponential moving average of the weights (0.9999 in the paper) is what sampling uses; it is saved *beside*
+  the live weights, never in place of them, so training can resume.
+- Gradient clipping [choice: the paper does not say], bf16 autocast on a GPU, gradient accumulation.
+- One process or many: under `torchrun` each process trains on its share of every batch through PyTorch's
+  DistributedDataParallel (gloo on CPUs, nccl on GPUs); the code path is the same.
+- Exact resumption. Every random draw of a step (which clips, where to crop, which caption, t, the noise, the
+  text dropout, the conditioning corruption) comes from generators seeded by (seed, step, process), so a run needs
+  only its weights, optimizer state and step to continue exactly where it stopped: the resumed run ends with the
+  very same weights as an uninterrupted one (tests/test_train.py checks this bit for bit).
+- Checkpoints are written to a temporary name and renamed. A loss that turns NaN or infinite stops the run with a
+  clear message and leaves the last good checkpoint untouched.
+- A preview every `sample_every` steps: a short sample from the EMA weights, written as WAV and as a spectrogram
+  picture in the run folder, so a user can hear and see a stage learn.
+
+Config: one block of defaults (COMMON below, then the stage's own DEFAULTS), each with its help text; any
+setting is overridden with --key=value, and an unknown key is an error. The resolved config is printed at start.
+"""
+
+import copy
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+import torch.distributed as dist
+
+import audio_io
+import data
+from unet1d import UNet1D, UNetConfig
+
+# Settings every stage shares: (default, help). A stage's DEFAULTS may change a default or add settings.
+COMMON = {
+    "preset": ("tiny", "U-Net size: 'tiny' (trains on a laptop CPU) or 'paper' (Table 8; needs GPUs)"),
+    "data": ("data/music21", "corpus folder holding train/ and test/ (make data), or any folder with captions.jsonl"),
+    "out": ("", "run folder for checkpoints, previews and the log (default runs/<stage>)"),
+    "steps": (2000, "optimizer steps to train (paper: 270k-1.8M, Table 2)"),
+    "batch_size": (8, "examples per optimizer step, over all processes and accumulation (paper: 2048, SR 4096)"),
+    "accum": (1, "gradient accumulation: each process splits its share of a step into this many micro-batches"),
+    "lr": (1e-4, "peak learning rate (Sec. 4.1)"),
+    "warmup": (100, "linear warm-up steps (paper: 10k)"),
+    "decay_steps": (0, "end of the cosine decay (paper: 2.5M); 0 = the run's `steps`"),
+    "ema": (0.999, "EMA decay of the weights used for sampling (paper: 0.9999; lower suits short runs)"),
+    "grad_clip": (1.0, "clip the global gradient norm to this (0 = off) [choice: the paper does not say]"),
+    "ckpt_every": (200, "write <out>/last.pt every this many steps"),
+    "sample_every": (500, "write a preview sample from the EMA weights every this many steps (0 = never)"),
+    "preview_steps": (20, "sampling steps for previews"),
+    "log_every": (10, "append the loss to <out>/log.jsonl every this many steps"),
+    "workers": (2, "DataLoader worker processes per training process"),
+    "seed": (0, "seed of every random draw; the same seed and settings give the same run"),
+    "device": ("auto", "auto (cuda, then mps, then cpu), or a torch device such as cpu or cuda:1"),
+    "resume": (False, "continue from <out>/last.pt exactly where it stopped"),
+    "t5": ("", "T5 encoder directory (Hugging Face layout); empty = the shipped demo encoder"),
+}
+
+
+class TrainingError(RuntimeError):
+    """A problem the user can fix; main() prints its one-sentence message instead of a traceback."""
+
+
+class CheckpointError(TrainingError):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Config
+# ---------------------------------------------------------------------------------------------------------------
+
+def defaults(stage):
+    table = dict(COMMON)
+    table.update(stage.DEFAULTS)
+    return table
+
+
+def _convert(key, text, default):
+    if isinstance(default, bool):
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise TrainingError(f"--{key} takes true or false, not {text!r}.")
+    try:
+        return type(default)(text)
+    except ValueError:
+        raise TrainingError(f"--{key} takes a {type(default).__name__}, not {text!r}.") from None
+
+
+def parse_config(stage, argv):
+    """--key=value overrides checked against the stage's defaults; returns a SimpleNamespace."""
+    table = defaults(stage)
+    cfg = {k: v for k, (v, _) in table.items()}
+    for arg in argv:
+        if not arg.startswith("--") or "=" not in arg:
+            raise TrainingError(f"settings are written --key=value; cannot read {arg!r} (see --help).")
+        key, text = arg[2:].split("=", 1)
+        key = key.replace("-", "_")
+        if key not in table:
+            raise TrainingError(f"unknown setting --{key}; run with --help to list the settings of {stage.NAME}.")
+        cfg[key] = _convert(key, text, table[key][0])
+    cfg["out"] = cfg["out"] or f"runs/{stage.NAME}"
+    cfg["decay_steps"] = cfg["decay_steps"] or cfg["steps"]
+    return SimpleNamespace(**cfg)
+
+
+def usage(stage):
+    lines = [stage.__doc__.strip().splitlines()[0], "",
+             f"usage: python {Path(stage.__file__).name} [--key=value ...]   (or: make {stage.MAKE_TARGET} KEY=value)",
+             "", "settings (default, then meaning):"]
+    for key, (value, text) in defaults(stage).items():
+        lines.append(f"  --{key:<14} {str(value)!s:<14} {text}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Devices, processes, randomness
+# ---------------------------------------------------------------------------------------------------------------
+
+def pick_device(name="auto"):
+    """cuda, then mps, then cpu; or the named device."""
+    if name != "auto":
+        try:
+            return torch.device(name)
+        except RuntimeError:
+            raise TrainingError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps.") from None
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seeded(*parts):
+    """A CPU generator seeded from a tuple such as (seed, step, rank): every draw of a step is reproducible."""
+    g = torch.Generator()
+    g.manual_seed(hash_seed(*parts))
+    return g
+
+
+def hash_seed(*parts):
+    h = 1469598103934665603                                     # FNV-1a over the parts: stable across runs
+    for p in parts:
+        for byte in str(p).encode() + b"|":
+            h = ((h ^ byte) * 1099511628211) % (1 << 64)
+    return h % (1 << 63)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Learning rate and EMA
+# ---------------------------------------------------------------------------------------------------------------
+
+def lr_at(step, cfg):
+    """Linear warm-up to the peak, then cosine decay to zero at decay_steps (Sec. 4.1)."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.decay_steps - cfg.warmup))
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+@torch.no_grad()
+def update_ema(ema_model, model, decay, step):
+    # [choice] The decay ramps up as (1 + step) / (10 + step) early on, so that short runs still get a useful average.
+    d = min(decay, (1 + step) / (10 + step))
+    for e, p in zip(ema_model.parameters(), model.parameters()):
+        e.lerp_(p.detach().to(e.dtype), 1 - d)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------------------------------------------
+
+FORMAT = "noise2music-checkpoint-1"
+
+
+def save_checkpoint(path, payload):
+    audio_io.atomic_write(path, lambda tmp: torch.save(payload, tmp), suffix=".pt")
+
+
+def load_checkpoint(path, make_target=None):
+    """Read a checkpoint, or raise CheckpointError with one sentence saying what is wrong and how to fix it."""
+    path = Path(path)
+    how = f"run `make {make_target}` to train it" if make_target else "train or restore it"
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; {how}.")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt and cannot be read; {how} again.") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a noise2music checkpoint; {how}.")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt, weights="ema"):
+    """Rebuild the U-Net recorded in a checkpoint and load its EMA (default) or live weights, in float32."""
+    model = UNet1D(UNetConfig(**ckpt["unet"]))
+    state = ckpt.get(weights) or ckpt["model"]
+    try:
+        model.load_state_dict({k: v.float() for k, v in state.items()})
+    except RuntimeError:
+        raise CheckpointError(f"the weights of stage {ckpt.get('stage')} do not fit its recorded U-Net; "
+                              "the checkpoint is damaged, retrain it.") from None
+    return model.eval()
+
+
+def export(src, dst):
+    """Keep only the EMA weights, in half precision: what sample.py needs, at a quarter of the size."""
+    ckpt = load_checkpoint(src)
+    slim = {k: ckpt[k] for k in ("format", "stage", "unet", "config", "step", "loss")}
+    slim["model"] = {k: v.half() for k, v in ckpt["ema"].items()}
+    slim["ema"] = None
+    save_checkpoint(dst, slim)
+    print(f"wrote {dst} ({Path(dst).stat().st_size / 1e6:.1f} MB): EMA weights of {ckpt['stage']} at step "
+          f"{ckpt['step']}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------------------------------
+
+def _log(rank, *args):
+    if rank == 0:
+        print(*args, flush=True)
+
+
+def train(stage, cfg):
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    device = pick_device(cfg.device)
+    if world > 1:
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if cfg.batch_size % (world * cfg.accum):
+        raise TrainingError(f"batch_size {cfg.batch_size} must divide evenly over {world} process(es) x "
+                            f"{cfg.accum} accumulation step(s).")
+    micro = cfg.batch_size // (world * cfg.accum)
+    out = Path(cfg.out)
+    ckpt_path = out / "last.pt"
+
+    ctx = SimpleNamespace(cfg=cfg, device=device, text=None)
+    text_dim = 0
+    if stage.USES_TEXT:
+        # Each caption is encoded once and kept: with a large T5, encoding on the fly would dominate a step.
+        import text_encoder
+        encoder = text_encoder.load_t5(cfg.t5 or text_encoder.DEMO_T5_DIR).to(device)
+        ctx.text = text_encoder.TextEmbeddingCache(encoder, max_length=cfg.text_length)
+        text_dim = encoder.dim
+    unet_cfg = stage.unet_config(cfg, text_dim)
+    torch.manual_seed(hash_seed(cfg.seed, "init"))              # the initial weights, too, come from the seed
+    model = UNet1D(unet_cfg).to(device)
+    ema_model = copy.deepcopy(model).requires_grad_(False)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))       # Sec. 4.1
+    start = 0
+    if ckpt_path.exists() and not cfg.resume:
+        raise TrainingError(f"{ckpt_path} already exists; pass --resume=true to continue it, or choose another --out.")
+    if cfg.resume:
+        if not ckpt_path.exists():
+            raise TrainingError(f"--resume=true but {ckpt_path} does not exist; drop --resume to start a new run.")
+        ckpt = load_checkpoint(ckpt_path)
+        if ckpt["stage"] != stage.NAME or ckpt["unet"] != asdict(unet_cfg):
+            raise TrainingError(f"{ckpt_path} holds a different stage or model size; use another --out.")
+        model.load_state_dict(ckpt["model"])
+        ema_model.load_state_dict(ckpt["ema"])
+        opt.load_state_dict(ckpt["optimizer"])
+        start = ckpt["step"]
+    if start >= cfg.steps:
+        _log(rank, f"{ckpt_path} is already at step {start} of {cfg.steps}; nothing to do.")
+        return
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+
+    _log(rank, f"training {stage.NAME} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters) on "
+               f"{world} x {device}; config:")
+    for key, value in vars(cfg).items():
+        _log(rank, f"  {key} = {value}")
+
+    spec = stage.data_spec(cfg, unet_cfg)
+    loader = data.step_loader(Path(cfg.data) / "train", spec["rate"], micro_batch=micro, accum=cfg.accum,
+                              crop_range=spec.get("crop_range"), multiple=spec.get("multiple", 1), seed=cfg.seed,
+                              start_step=start, rank=rank, world_size=world, num_workers=cfg.workers)
+    preview_batch = data.fixed_batch(Path(cfg.data) / "test", spec["rate"], n=1,
+                                     seconds=spec.get("preview_seconds"), multiple=spec.get("multiple", 1))
+    out.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        (out / "config.json").write_text(json.dumps(vars(cfg), indent=2))
+
+    from tqdm import tqdm
+    bar = tqdm(total=cfg.steps, initial=start, disable=rank != 0, dynamic_ncols=True, desc=stage.NAME)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    batches = iter(loader)
+    t0 = time.time()
+    for step in range(start, cfg.steps):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        total = 0.0
+        for m in range(cfg.accum):
+            batch = next(batches)
+            ctx.generator = seeded(cfg.seed, step, rank, m)
+            # DDP averages gradients over processes at the last micro-batch only.
+            sync = ddp.no_sync() if (world > 1 and m < cfg.accum - 1) else _null()
+            with sync, autocast:
+                loss = stage.loss(ddp, batch, ctx) / cfg.accum
+            if not torch.isfinite(loss):
+                raise TrainingError(f"the loss became {loss.item()} at step {step}; stopped without saving, so "
+                                    f"{ckpt_path} still holds the last good state (try a lower --lr).")
+            loss.backward()
+            total += loss.item()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        update_ema(ema_model, model, cfg.ema, step)
+        done = step + 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{total:.4f}", lr=f"{lr_at(step, cfg):.1e}")
+        if rank == 0 and (done % cfg.log_every == 0 or done == cfg.steps):
+            with open(out / "log.jsonl", "a") as f:
+                f.write(json.dumps({"step": done, "loss": total, "lr": lr_at(step, cfg),
+                                    "seconds": round(time.time() - t0, 2)}) + "\n")
+        if rank == 0 and (done % cfg.ckpt_every == 0 or done == cfg.steps):
+            save_checkpoint(ckpt_path, {
+                "format": FORMAT, "stage": stage.NAME, "unet": asdict(unet_cfg), "config": vars(cfg),
+                "step": done, "loss": total, "model": model.state_dict(), "ema": ema_model.state_dict(),
+                "optimizer": opt.state_dict(),
+                # The random state of every step is a function of (seed, step, process): see seeded().
+                "rng": {"scheme": "seeded(seed, step, rank, micro)", "seed": cfg.seed}})
+        if rank == 0 and cfg.sample_every and (done % cfg.sample_every == 0 or done == cfg.steps):
+            write_preview(stage, ema_model, preview_batch, ctx, out / "samples" / f"step{done:07d}")
+    bar.close()
+    if world > 1:
+        dist.destroy_process_group()
+    _log(rank, f"done: {ckpt_path} at step {cfg.steps}")
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@torch.no_grad()
+def write_preview(stage, model, batch, ctx, stem):
+    """Sample with the EMA weights; write <stem>.wav and <stem>.png (the conditioning above, the output below)."""
+    model.eval()
+    ctx.generator = seeded(ctx.cfg.seed, "preview")
+    rows = stage.preview(model, batch, ctx)                  # [(audio or log-mel, rate or None)], output last
+    audio, rate = rows[-1]
+    if rate:                                                  # a spectrogram has no sound until the vocoder
+        audio_io.write_wav(f"{stem}.wav", audio, rate)
+    audio_io.write_png(f"{stem}.png", [audio_io.spectrogram_rgb(a, r) if r else audio_io.matrix_rgb(a)
+                                       for a, r in rows])
+    model.train()
+
+
+def main(stage, argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help", "help") for a in argv):
+        print(usage(stage))
+        return 0
+    try:
+        train(stage, parse_config(stage, argv))
+    except (TrainingError, data.DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted; resume with --resume=true (the last checkpoint is intact).", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "export":
+        try:
+            export(sys.argv[2], sys.argv[3])
+        except TrainingError as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+    else:
+        print("usage: python train.py export RUN/last.pt checkpoints/NAME.pt\n"
+              "Training runs through a stage file, e.g. python stage2_cascader.py --help", file=sys.stderr)
+        sys.exit(2)
