@@ -17,7 +17,7 @@ DATA   ?= data/music21
 NPROC  ?= 1
 
 # Command-line settings other than the ones this Makefile reads itself, as --key=value for the Python entry points.
-OWN    := PRESET=% DATA=% NPROC=% PYTHON=% PROMPT=% SECONDS=% OUT=% SEED=% ROUTE=% N=% ARGS=% TRAIN=% TEST=% WORKERS=%
+OWN    := PRESET=% DATA=% NPROC=% PYTHON=% PROMPT=% SECONDS=% OUT=% SEED=% ROUTE=% N=% ARGS=% TRAIN=% TEST=%
 PASS   := $(shell printf '%s\n' $(filter-out $(OWN),$(MAKEOVERRIDES)) | sed -nE 's/^([A-Za-z_]+)=(.*)$$/--\L\1\E=\2/p')
 # One process runs plainly; several run under PyTorch's torchrun (DistributedDataParallel, one process per GPU).
 LAUNCH := $(if $(filter 1,$(NPROC)),$(PY),$(VENV)/bin/torchrun --standalone --nproc_per_node=$(NPROC))
@@ -56,10 +56,9 @@ test: $(VENV)/.stamp-test
 
 # The built-in corpus (corpus.py): music21 scores rendered with a General MIDI soundfont, 2,000 + 200 clips of
 # 30 s in DATA (default data/music21; ~1.7 GB, ~25-40 min on one core). Run it again to resume.
-#   make data TRAIN=200 TEST=20 WORKERS=2
+#   make data TRAIN=200 TEST=20 ARGS="--workers 2"
 data: $(VENV)/.stamp-data
-	$(PY) data.py build --out $(DATA) $(if $(TRAIN),--train $(TRAIN)) $(if $(TEST),--test $(TEST)) \
-	    $(if $(WORKERS),--workers $(WORKERS)) $(ARGS)
+	$(PY) data.py build --out $(DATA) $(if $(TRAIN),--train $(TRAIN)) $(if $(TEST),--test $(TEST)) $(ARGS)
 
 # Speed and memory (bench.py): U-Net FLOP rates and the whole 30 s waveform route, per stage. Not a test.
 bench: $(VENV)/.stamp

@@ -31,6 +31,9 @@ def atomic_write(path, write_fn, suffix=""):
     os.close(fd)
     try:
         write_fn(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)                      # mkstemp makes files private; give the usual mode
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

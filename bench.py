@@ -8,6 +8,11 @@ how much of the time goes to arithmetic rather than to memory traffic and small-
 
     python bench.py            # tiny presets at 30 s, then paper presets at 1 s (about 3 GB of memory)
     python bench.py --quick    # tiny presets only
+    python bench.py --only route   # the whole cascade, 30 s of music, per stage (the sample speed target)
+
+Route section: sample.py's whole waveform route (and the spectrogram route) with its default settings and the
+shipped checkpoints: 30 s of 24 kHz music, timed per stage with the peak memory. Target: at most 60 s on a 2-core
+CPU for the waveform route.
 
 Timings are the minimum over --reps runs (after one warm-up): on a shared machine the minimum is the figure
 least disturbed by other work. Likewise the matmul rate is the best of runs made between the models.
@@ -139,17 +144,49 @@ def section_unet(args):
     return rows
 
 
+def section_route(args):
+    """Issue target: the whole waveform route, 30 s at 24 kHz with sample.py's defaults, in at most 60 s on the
+    2-core CPU (stretch: 30 s). Per stage: steps, time per step, total, peak memory. Also the spectrogram route."""
+    import sample
+    rows = []
+    for route in ("wave", "spec"):
+        best = None
+        for _ in range(args.route_reps):
+            start = time.perf_counter()
+            result = sample.run("a slow romantic piece for string ensemble in D minor", route=route,
+                                seconds=30.0, seed=0, checkpoints=args.checkpoints, progress=False,
+                                log=lambda *a: None)
+            total = time.perf_counter() - start
+            if best is None or total < best[0]:
+                best = (total, result["timings"])
+        total, timings = best
+        print(f"\n{route} route, 30 s at 24 kHz, sample.py defaults, best of {args.route_reps}: {total:.1f} s "
+              f"(including loading checkpoints and the T5 encoder)")
+        print(f"  {'stage':24s} {'steps':>5s} {'s/step':>7s} {'total':>7s} {'peak MB':>8s}")
+        for name, (seconds, steps, peak) in timings.items():
+            print(f"  {name:24s} {steps:5d} {seconds / steps:7.3f} {seconds:6.1f}s {peak:8.0f}")
+            rows.append({"route": route, "stage": name, "steps": steps, "seconds": seconds, "peak_mb": peak})
+        rows.append({"route": route, "stage": "total", "seconds": total})
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny presets only (skip the paper presets)")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     parser.add_argument("--reps", type=int, default=5, help="timed runs per model; the minimum is reported")
     parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--only", choices=["unet", "route"], default=None, help="run one section")
+    parser.add_argument("--route-reps", type=int, default=2, help="runs of each whole route; the best is kept")
+    parser.add_argument("--checkpoints", default="checkpoints", help="folder of the stage checkpoints")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"{args.threads} threads, {'quick' if args.quick else 'full'} run")
-    section_unet(args)
+    if args.only != "route":
+        section_unet(args)
+    if args.only != "unet":
+        section_route(args)
 
 
 if __name__ == "__main__":

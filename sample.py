@@ -98,7 +98,7 @@ def load_stage(folder, name, device):
 def run(prompt, *, route="wave", seconds=30.0, n=1, seed=0, settings=None, checkpoints="checkpoints",
         device="auto", progress=True, log=print):
     """The whole cascade. Returns {"audio": (n, T) at 24 kHz, "stages": [(name, output, rate or None)],
-    "timings": {stage: (seconds, steps)}}. Raises SampleError or train.CheckpointError on bad input."""
+    "timings": {stage: (seconds, steps, peak MB)}}. Raises SampleError or train.CheckpointError on bad input."""
     settings = resolve_settings(settings)
     check_request(prompt, seconds, route, n, settings)
     dev = train.pick_device(device)
@@ -123,10 +123,11 @@ def run(prompt, *, route="wave", seconds=30.0, n=1, seed=0, settings=None, check
         s = settings[name]
         log(f"{SHORT[name]}: {s['steps']} steps ({s['schedule']}, gamma {s['gamma']}"
             + (f", guidance {s['guidance']}" if s.get("guidance") is not None else "") + ")")
+        reset_peak_memory()
         start = time.perf_counter()
         out = fn(s, models[name][1])
-        timings[name] = (time.perf_counter() - start, s["steps"])
-        log(f"  {timings[name][0]:.1f} s")
+        timings[name] = (time.perf_counter() - start, s["steps"], peak_memory_mb())
+        log(f"  {timings[name][0]:.1f} s, peak memory {timings[name][2]:.0f} MB")
         return out
 
     common = dict(generator=gen, progress=progress)
@@ -156,6 +157,27 @@ def run(prompt, *, route="wave", seconds=30.0, n=1, seed=0, settings=None, check
     high = torch.nn.functional.pad(high, (0, max(0, length - high.shape[1])))[:, :length]
     stages.append((names[2], high, OUT_RATE))
     return {"audio": high.cpu(), "stages": stages, "timings": timings}
+
+
+def reset_peak_memory():
+    """Linux: restart the process's peak-RSS counter, so that each stage's peak can be read on its own."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass                                                   # elsewhere the peak is the whole run's
+
+
+def peak_memory_mb():
+    """Peak resident memory (MB) since the last reset (Linux), or of the whole process (other systems)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
 
 def resolve_settings(overrides=None):

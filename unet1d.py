@@ -410,10 +410,11 @@ PAPER_PARAMS_M = {"paper-waveform-generator": 724, "paper-waveform-cascader": 48
 def _tiny(paper_name: str, base: int, mults: tuple[int, ...], blocks: tuple[int, ...]) -> UNetConfig:
     """A laptop-CPU version of a paper model: same strides, kernel, attention placement and conditioning.
 
-    [choice] Efficient U-Net taken further: the full-rate levels are thin (8-32 channels, 1 block, since memory
-    traffic there costs more than arithmetic on a CPU) and width sits at low resolution. Channel counts are
-    multiples of 16 from depth 1 on, which oneDNN's conv kernels run near the matmul rate. Text is 128 wide
-    (the demo T5 encoder), the time embedding 128 wide (a base of 8 would leave only 4 sinusoid frequencies).
+    [choice] Efficient U-Net taken further, for a CPU: at the full rate (entry and exit convs, skip of depth 1)
+    only 8-32 channels, since memory traffic there costs more than arithmetic; depth 1 has 1-2 blocks and the
+    width sits at low resolution. Block widths are multiples of 16, which oneDNN's conv kernels run near the
+    matmul rate. Text is 128 wide (the demo T5 encoder); the time embedding is 128 wide (a base of 8 would
+    leave it 4 sinusoid frequencies). 4 heads. About 2-3M parameters each; `python bench.py` times them.
     """
     paper = PAPER_PRESETS[paper_name]
     return replace(paper, base_channels=base, channel_mults=mults, blocks=blocks, heads=4, time_dim=128,
@@ -422,10 +423,15 @@ def _tiny(paper_name: str, base: int, mults: tuple[int, ...], blocks: tuple[int,
 
 PRESETS: dict[str, UNetConfig] = {
     **PAPER_PRESETS,
+    # widths 32, 64, 64, 96, 96, 96 (self- and cross-attention at depths 4-6)
     "tiny-waveform-generator": _tiny("paper-waveform-generator", 32, (1, 2, 2, 3, 3, 3), (2, 2, 2, 1, 1, 1)),
+    # widths 32, 64, 96, 128, 128 (cross-attention at depths 4-5)
     "tiny-waveform-cascader": _tiny("paper-waveform-cascader", 8, (4, 8, 12, 16, 16), (1, 1, 1, 1, 2)),
+    # widths 64, 96, 96, 96, 96 (self- and cross-attention at depths 4-5)
     "tiny-spectrogram-generator": _tiny("paper-spectrogram-generator", 32, (2, 3, 3, 3, 3), (2, 1, 1, 1, 1)),
+    # widths 16, 48, 96, 192 (the spectrogram is added at 192 channels, 100 frames/s)
     "tiny-vocoder": _tiny("paper-vocoder", 8, (2, 6, 12, 24), (1, 1, 2, 2)),
+    # widths 16, 64, 128, 128
     "tiny-superres": _tiny("paper-superres", 8, (2, 8, 16, 16), (1, 1, 1, 2)),
 }
 

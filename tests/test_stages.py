@@ -36,8 +36,8 @@ def fixed_loss(stage, model, cfg, batch, text):
 @pytest.mark.parametrize("name", list(STAGES))
 def test_stage_learns_and_generates(name, tmp_path, tiny_corpus):
     stage, extra = STAGES[name]
-    cfg = train.parse_config(stage, ["--steps=40", "--batch_size=4", "--lr=2e-3", "--warmup=2", "--workers=0",
-                                     "--sample_every=40", "--preview_steps=2", "--ema=0.9",
+    cfg = train.parse_config(stage, ["--steps=80", "--batch_size=4", "--lr=2e-3", "--warmup=2", "--workers=0",
+                                     "--sample_every=80", "--preview_steps=2", "--ema=0.9",
                                      f"--data={tiny_corpus}", f"--out={tmp_path}"] + extra)
     text = None
     text_dim = 0
@@ -55,7 +55,7 @@ def test_stage_learns_and_generates(name, tmp_path, tiny_corpus):
     ckpt = train.load_checkpoint(tmp_path / "last.pt")
     after = fixed_loss(stage, train.model_from_checkpoint(ckpt, weights="model"), cfg, batch, text)
     assert after < 0.7 * before, (before, after)
-    assert list((tmp_path / "samples").glob("step0000040.png"))               # the preview picture was written
+    assert list((tmp_path / "samples").glob("step0000080.png"))               # the preview picture was written
 
     model = train.model_from_checkpoint(ckpt)
     g = torch.Generator().manual_seed(0)

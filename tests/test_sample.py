@@ -1,0 +1,107 @@
+"""sample.py end to end on the shipped demo checkpoints (checkpoints/), with two steps per stage to stay fast."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import audio_io
+import sample
+from conftest import ROOT
+
+FAST = ["--steps-generator", "2", "--steps-cascader", "2", "--steps-superres", "2", "--steps-spec-generator", "2",
+        "--steps-vocoder", "2", "--quiet"]
+
+
+def run(tmp_path, *args, name="out.wav"):
+    out = tmp_path / name
+    code = sample.main(["--seconds", "2", "--out", str(out), *FAST, *args])
+    return code, out
+
+
+def test_real_command_writes_24khz_wav_and_every_stage(tmp_path):
+    out = tmp_path / "organ.wav"
+    r = subprocess.run([sys.executable, "sample.py", "--prompt", "a slow chorale on a church organ", "--seconds",
+                        "3", "--out", str(out), *FAST], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    audio, rate = sf.read(out, dtype="float32")
+    info = sf.info(out)
+    assert rate == 24000 and info.subtype == "PCM_16" and info.channels == 1 and len(audio) == 3 * 24000
+    assert np.isfinite(audio).all() and np.abs(audio).max() > 1e-3
+    low, low_rate = sf.read(tmp_path / "organ.3200hz.wav")
+    mid, mid_rate = sf.read(tmp_path / "organ.16000hz.wav")
+    assert (low_rate, len(low), mid_rate, len(mid)) == (3200, 9600, 16000, 48000)
+    assert (tmp_path / "organ.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for stage in ("generator", "cascader", "superres"):
+        assert f"{stage}: 2 steps" in r.stdout
+
+
+def test_seed_reproduces_and_prompts_differ(tmp_path):
+    a = run(tmp_path, "--prompt", "fiddle tune", "--seed", "3", name="a.wav")[1]
+    b = run(tmp_path, "--prompt", "fiddle tune", "--seed", "3", name="b.wav")[1]
+    c = run(tmp_path, "--prompt", "a string quartet", "--seed", "3", name="c.wav")[1]
+    assert a.read_bytes() == b.read_bytes()
+    assert sf.read(a)[0].tolist() != sf.read(c)[0].tolist()
+
+
+def test_spectrogram_route_and_variations(tmp_path):
+    code, out = run(tmp_path, "--prompt", "folk song", "--route", "spec", "--n", "2")
+    assert code == 0
+    for i in (1, 2):
+        audio, rate = sf.read(tmp_path / f"out-{i}.wav")
+        assert rate == 24000 and len(audio) == 48000
+        assert (tmp_path / f"out-{i}.mel.png").exists() and (tmp_path / f"out-{i}.16000hz.wav").exists()
+
+
+@pytest.mark.parametrize("prompt", ["", "x" * 5000, "🎻🎹 música für Streicher \x07\t", "   "])
+def test_odd_prompts_still_make_music(tmp_path, prompt, capsys):
+    code, out = run(tmp_path, "--prompt", prompt)
+    assert code == 0 and len(sf.read(out)[0]) == 48000
+    if not prompt.strip():
+        assert "unconditional" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--seconds", "0"], "more than 0 seconds"),
+    (["--seconds", "-5"], "more than 0 seconds"),
+    (["--seconds", "3600"], "10-minute limit"),
+    (["--route", "midi"], "unknown route"),
+    (["--schedule-generator", "sideways"], "unknown step schedule"),
+    (["--gamma-cascader", "2"], "gamma for the cascader"),
+    (["--n", "0"], "between 1 and 64"),
+    (["--checkpoints", "/nonexistent"], "make train-generator"),
+])
+def test_bad_requests_are_one_sentence(tmp_path, args, message, capsys):
+    code, out = run(tmp_path, "--prompt", "x", *args)
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1 and not out.exists()
+
+
+def test_corrupt_checkpoint_and_unwritable_folder(tmp_path, capsys):
+    folder = tmp_path / "ckpts"
+    folder.mkdir()
+    for name in sample.CHECKPOINTS:
+        (folder / f"{name}.pt").write_bytes((ROOT / "checkpoints" / f"{name}.pt").read_bytes()[:5000])
+    code, _ = run(tmp_path, "--prompt", "x", "--checkpoints", str(folder))
+    assert code == 2 and "truncated or corrupt" in capsys.readouterr().err
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code = sample.main(["--prompt", "x", "--out", str(blocker / "song.wav"), *FAST])
+    assert code == 2 and "cannot write to" in capsys.readouterr().err
+
+
+def test_wrong_flag_is_one_sentence():
+    r = subprocess.run([sys.executable, "sample.py", "--tempo", "90"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.startswith("error: unrecognized arguments") and "Traceback" not in r.stderr
+
+
+def test_interrupted_write_leaves_nothing(tmp_path):
+    def dies_halfway(tmp):
+        with open(tmp, "wb") as f:
+            f.write(b"RIFF....")
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        audio_io.atomic_write(tmp_path / "song.wav", dies_halfway)
+    assert list(tmp_path.iterdir()) == []
