@@ -12,8 +12,8 @@ Contents, in the order a reader needs them:
     2. parameterizations    v (this project's default) and eps (the paper's), with the conversions
     3. the training loss    diffusion_loss(...) with the "simplified" and "sigma" weights of Table 2
     4. conditioning corruption for the cascaders (Sec. 4.1): blur, then noise to level u
-    5. samplers             sample(...) (the paper's eq. 4, stochasticity gamma) and sample_ddim(...) (an extra)
-    6. guidance, clipping   classifier-free guidance (Sec. 3.1) and dynamic clipping of x0
+    5. guidance, clipping   classifier-free guidance (Sec. 3.1) and dynamic clipping of x0
+    6. samplers             sample(...) (the paper's eq. 4, stochasticity gamma) and sample_ddim(...) (an extra)
     7. step schedules       the Table 7 step-size lists and their rescaling to N steps (Fig. 3)
 
 Shapes: signals are (B, C, T) (any trailing shape works); times are (B,) float tensors.
@@ -181,14 +181,17 @@ def randn(shape, generator, device, dtype=torch.float32):
 
 
 def gaussian_kernel(std, size):
-    """(B,) stds -> (B, size) normalised Gaussian kernels, centred between taps when size is even."""
+    """(B,) stds -> (B, size) normalised Gaussian kernels; odd sizes are centred on a tap."""
     pos = torch.arange(size, dtype=torch.float32, device=std.device) - (size - 1) / 2
     k = torch.exp(-0.5 * (pos[None, :] / std[:, None]) ** 2)
     return k / k.sum(dim=1, keepdim=True)
 
 
-def blur_1d(x, std, size=10):
-    """Per-example Gaussian blur along time.  x: (B, C, T), std: (B,).  Sec. 4.1: kernel size 10."""
+def blur_1d(x, std, size=11):
+    """Per-example Gaussian blur along time.  x: (B, C, T), std: (B,).
+    Sec. 4.1 says kernel size 10. [choice] We use 11 taps, offsets -5..5: an even kernel cannot be centred on a
+    sample, so it would shift the signal by half a sample and, at the smallest std, average two neighbours instead
+    of leaving the signal alone."""
     b, c, length = x.shape
     k = gaussian_kernel(std.float(), size).to(x.dtype)                         # (B, size)
     k = k.repeat_interleave(c, dim=0)[:, None, :]                              # (B*C, 1, size): one per channel
@@ -204,17 +207,24 @@ def blur_2d(x, std, size=5):
     return blur_1d(x.transpose(1, 2), std, size).transpose(1, 2)
 
 
-def corrupt_condition(cond, *, t_max, schedule, generator=None, blur="1d", blur_std=(0.1, 5.0)):
+BLUR_STD = {"1d": (0.1, 5.0), "2d": (0.2, 1.0)}   # Sec. 4.1: waveform cascader; vocoder (5x5 on the spectrogram)
+
+
+def corrupt_condition(cond, *, t_max, schedule, generator=None, blur="1d", blur_prob=0.5):
     """Blur, then noise the conditioning to a random level u ~ U[0, t_max].  cond: (B, C, T).
 
-    blur: "1d" (waveforms; kernel 10, std ~ U[0.1, 5.0]), "2d" (spectrograms; 5x5, std ~ U[0.2, 1.0]), or None.
-    Returns (corrupted cond, u of shape (B,)).  [choice] stds are drawn uniformly; the paper gives only the range.
+    blur: "1d" (waveforms; std ~ U[0.1, 5.0]), "2d" (spectrograms; 5x5, std ~ U[0.2, 1.0]), or None.
+    Returns (corrupted cond, u of shape (B,)).  [choice] stds are drawn uniformly (the paper gives only the
+    range), and only a random `blur_prob` of the examples is blurred, so that the network also learns from the
+    sharp conditioning it is given at sampling time.
     """
     batch, dev = cond.shape[0], _gen_device(generator)
     if blur is not None:
-        lo, hi = blur_std
+        lo, hi = BLUR_STD[blur]
         std = (lo + (hi - lo) * torch.rand(batch, generator=generator, device=dev)).to(cond.device)
-        cond = blur_1d(cond, std) if blur == "1d" else blur_2d(cond, std)
+        blurred = blur_1d(cond, std) if blur == "1d" else blur_2d(cond, std)
+        chosen = (torch.rand(batch, generator=generator, device=dev) < blur_prob).to(cond.device)
+        cond = torch.where(chosen.reshape(-1, *([1] * (cond.dim() - 1))), blurred, cond)
     u = (t_max * torch.rand(batch, generator=generator, device=dev)).to(cond.device)
     return noise_condition(cond, u, schedule=schedule, generator=generator), u
 
@@ -227,7 +237,7 @@ def noise_condition(cond, u, *, schedule, generator=None):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# 6. Guidance and clipping (Sec. 3.1)
+# 5. Guidance and clipping (Sec. 3.1)
 # ---------------------------------------------------------------------------------------------------------------
 
 def classifier_free_guidance(model_fn, scale):
@@ -260,7 +270,7 @@ def dynamic_clip(x0, percentile):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# 5. Samplers.  Both walk t from 1 down to 0 through the times given by a step-size list (section 7).
+# 6. Samplers.  Both walk t from 1 down to 0 through the times given by a step-size list (section 7).
 # ---------------------------------------------------------------------------------------------------------------
 
 def _times(step_sizes):

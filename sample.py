@@ -46,13 +46,17 @@ ROUTES = {"wave": ("waveform-generator", "waveform-cascader", "superres"),
 
 # Sampling defaults per stage: Table 3's schedules, gammas and guidance scales, with far fewer steps than the
 # paper's 100-1000 so that 30 s of music takes under a minute on a 2-core CPU (bench.py measures it).
+# cond_noise is the level u to which a cascader's conditioning is noised before sampling (§13: the paper does not
+# say; CDM / Imagen noise it a little, which hides the earlier stage's own artefacts). [choice] 0.02 on the linear
+# schedule, i.e. noise of std 0.08.
 DEFAULTS = {
-    "waveform-generator": dict(steps=30, schedule="front", gamma=0.0, guidance=10.0),
-    "waveform-cascader": dict(steps=12, schedule="front", gamma=1.0, guidance=5.0),
-    "spectrogram-generator": dict(steps=30, schedule="back-eval", gamma=0.0, guidance=5.0),
-    "vocoder": dict(steps=12, schedule="front", gamma=0.0, guidance=None),
-    "superres": dict(steps=12, schedule="front", gamma=0.0, guidance=None),
+    "waveform-generator": dict(steps=30, step_kind="front", gamma=0.0, guidance=10.0),
+    "waveform-cascader": dict(steps=12, step_kind="front", gamma=1.0, guidance=5.0, cond_noise=0.02),
+    "spectrogram-generator": dict(steps=30, step_kind="back-eval", gamma=0.0, guidance=5.0),
+    "vocoder": dict(steps=12, step_kind="front", gamma=0.0, guidance=None, cond_noise=0.02),
+    "superres": dict(steps=12, step_kind="front", gamma=0.0, guidance=None, cond_noise=0.02),
 }
+CLIP = 0.995            # dynamic clipping percentile of x0 (§3.5; the paper gives none, this is diffusers' default)
 SHORT = {"waveform-generator": "generator", "waveform-cascader": "cascader", "spectrogram-generator": "spec-generator",
          "vocoder": "vocoder", "superres": "superres"}
 
@@ -69,8 +73,8 @@ def slug(prompt):
 def check_request(prompt, seconds, route, n, settings):
     if route not in ROUTES:
         raise SampleError(f"unknown route {route!r}; use wave (generator -> cascader -> super-resolution) or spec.")
-    if not (seconds > 0):
-        raise SampleError(f"length must be more than 0 seconds, got {seconds}.")
+    if not (seconds >= 0.1):
+        raise SampleError(f"length must be at least 0.1 seconds, got {seconds}.")
     if seconds > MAX_SECONDS:
         raise SampleError(f"{seconds} s is beyond the {MAX_SECONDS / 60:.0f}-minute limit; ask for a shorter clip.")
     if not 1 <= n <= 64:
@@ -80,9 +84,11 @@ def check_request(prompt, seconds, route, n, settings):
         if not isinstance(s["steps"], int) or s["steps"] < 1:
             raise SampleError(f"steps for the {SHORT[name]} must be a positive whole number, got {s['steps']}.")
         kinds = ("front", "uniform", "back") + (("back-eval",) if name == "spectrogram-generator" else ())
-        if s["schedule"] not in kinds:
-            raise SampleError(f"unknown step schedule {s['schedule']!r} for the {SHORT[name]}; use "
+        if s["step_kind"] not in kinds:
+            raise SampleError(f"unknown step schedule {s['step_kind']!r} for the {SHORT[name]}; use "
                               f"{', '.join(kinds)}.")
+        if not 0.0 <= s.get("cond_noise", 0.0) <= 1.0:
+            raise SampleError(f"the conditioning noise level for the {SHORT[name]} must lie in [0, 1].")
         if not 0.0 <= s["gamma"] <= 1.0:
             raise SampleError(f"gamma for the {SHORT[name]} must lie in [0, 1], got {s['gamma']}.")
 
@@ -96,7 +102,7 @@ def load_stage(folder, name, device):
 
 
 def run(prompt, *, route="wave", seconds=30.0, n=1, seed=0, settings=None, checkpoints="checkpoints",
-        device="auto", progress=True, log=print):
+        device="auto", clip=CLIP, progress=True, log=print):
     """The whole cascade. Returns {"audio": (n, T) at 24 kHz, "stages": [(name, output, rate or None)],
     "timings": {stage: (seconds, steps, peak MB)}}. Raises SampleError or train.CheckpointError on bad input."""
     settings = resolve_settings(settings)
@@ -118,10 +124,17 @@ def run(prompt, *, route="wave", seconds=30.0, n=1, seed=0, settings=None, check
         text_emb, text_mask = t5.encode([prompt] * n, max_length=cfg["text_length"])
     else:
         log("the prompt is empty: generating without text (unconditional).")
+    if route == "wave":
+        # The cascader reads the same token sequence, so it must have been trained with the same encoder.
+        casc_model, casc_cfg = models[names[1]]
+        if (casc_model.config.text_dim, casc_cfg.get("t5"), casc_cfg["text_length"]) != \
+                (model.config.text_dim, cfg.get("t5"), cfg["text_length"]):
+            raise SampleError("the generator and the cascader were trained with different text encoders or "
+                              "lengths; retrain one of them with the other's t5 and text_length.")
 
     def timed(name, fn):
         s = settings[name]
-        log(f"{SHORT[name]}: {s['steps']} steps ({s['schedule']}, gamma {s['gamma']}"
+        log(f"{SHORT[name]}: {s['steps']} steps ({s['step_kind']}, gamma {s['gamma']}"
             + (f", guidance {s['guidance']}" if s.get("guidance") is not None else "") + ")")
         reset_peak_memory()
         start = time.perf_counter()
@@ -130,29 +143,30 @@ def run(prompt, *, route="wave", seconds=30.0, n=1, seed=0, settings=None, check
         log(f"  {timings[name][0]:.1f} s, peak memory {timings[name][2]:.0f} MB")
         return out
 
-    common = dict(generator=gen, progress=progress)
+    common = dict(generator=gen, progress=progress, clip=clip)
     if route == "wave":
         low = timed(names[0], lambda s, c: stage1_generator.generate(
             models[names[0]][0], text_emb, text_mask, repr="wave", seconds=seconds, batch=n, steps=s["steps"],
-            step_kind=s["schedule"], gamma=s["gamma"], guidance=s["guidance"], schedule=c["schedule"],
+            step_kind=s["step_kind"], gamma=s["gamma"], guidance=s["guidance"], schedule=c["schedule"],
             objective=c["objective"], **common))
         stages.append((names[0], low, stage1_generator.WAVE_RATE))
         mid = timed(names[1], lambda s, c: stage2_cascader.generate(
-            models[names[1]][0], low, text_emb, text_mask, steps=s["steps"], step_kind=s["schedule"],
-            gamma=s["gamma"], guidance=s["guidance"], schedule=c["schedule"], objective=c["objective"], **common))
+            models[names[1]][0], low, text_emb, text_mask, steps=s["steps"], step_kind=s["step_kind"],
+            gamma=s["gamma"], guidance=s["guidance"], cond_noise=s["cond_noise"], schedule=c["schedule"],
+            objective=c["objective"], **common))
     else:
         mel = timed(names[0], lambda s, c: stage1_generator.generate(
             models[names[0]][0], text_emb, text_mask, repr="spec", seconds=seconds, batch=n, steps=s["steps"],
-            step_kind=s["schedule"], gamma=s["gamma"], guidance=s["guidance"], schedule=c["schedule"],
+            step_kind=s["step_kind"], gamma=s["gamma"], guidance=s["guidance"], schedule=c["schedule"],
             objective=c["objective"], **common))
         stages.append((names[0], mel, None))
         mid = timed(names[1], lambda s, c: vocoder.generate(
-            models[names[1]][0], mel, steps=s["steps"], step_kind=s["schedule"], gamma=s["gamma"],
-            schedule=c["schedule"], objective=c["objective"], **common))
+            models[names[1]][0], mel, steps=s["steps"], step_kind=s["step_kind"], gamma=s["gamma"],
+            cond_noise=s["cond_noise"], schedule=c["schedule"], objective=c["objective"], **common))
     stages.append((names[1], mid, stage2_cascader.RATE))
     high = timed(names[2], lambda s, c: stage3_superres.generate(
-        models[names[2]][0], mid, steps=s["steps"], step_kind=s["schedule"], gamma=s["gamma"],
-        schedule=c["schedule"], objective=c["objective"], **common))
+        models[names[2]][0], mid, steps=s["steps"], step_kind=s["step_kind"], gamma=s["gamma"],
+        cond_noise=s["cond_noise"], schedule=c["schedule"], objective=c["objective"], **common))
     length = round(seconds * OUT_RATE)                       # rounding in the stages may leave a sample over/under
     high = torch.nn.functional.pad(high, (0, max(0, length - high.shape[1])))[:, :length]
     stages.append((names[2], high, OUT_RATE))
@@ -227,7 +241,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_args(argv):
-    p = _Parser(description="Generate music from text with the Noise2Music cascade.",
+    p = _Parser(description="Generate music from text with the Noise2Music cascade.", allow_abbrev=False,
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--prompt", default="", help="what the music should be; empty = unconditional")
     p.add_argument("--route", default="wave", help="wave (generator, cascader, super-res) or spec (spectrogram "
@@ -239,16 +253,21 @@ def parse_args(argv):
     p.add_argument("--checkpoints", default="checkpoints", help="folder holding <stage>.pt files")
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--clip", type=float, default=CLIP, help="dynamic clipping percentile of x0 (Sec. 3.1)")
     for name, short in SHORT.items():
         d = DEFAULTS[name]
         p.add_argument(f"--steps-{short}", type=int, default=None, help=f"sampling steps (default {d['steps']})")
-        p.add_argument(f"--schedule-{short}", default=None, help=f"step schedule front/uniform/back "
-                       f"(default {d['schedule']}, Table 3)")
+        p.add_argument(f"--schedule-{short}", default=None, help="step schedule front/uniform/back"
+                       + ("/back-eval" if name == "spectrogram-generator" else "") + f" (default {d['step_kind']}, "
+                       "Table 3)")
         p.add_argument(f"--gamma-{short}", type=float, default=None, help=f"stochasticity in [0, 1] "
                        f"(default {d['gamma']}, Table 3)")
         if d["guidance"] is not None:
             p.add_argument(f"--guidance-{short}", type=float, default=None, help=f"classifier-free guidance "
                            f"scale (default {d['guidance']}, Table 3)")
+        if "cond_noise" in d:
+            p.add_argument(f"--cond-noise-{short}", type=float, default=None, help=f"noise level u of the "
+                           f"conditioning at sampling (default {d['cond_noise']})")
     return p.parse_args(argv)
 
 
@@ -257,8 +276,9 @@ def main(argv=None):
     overrides = {}
     for name, short in SHORT.items():
         key = short.replace("-", "_")
-        overrides[name] = {"steps": getattr(args, f"steps_{key}"), "schedule": getattr(args, f"schedule_{key}"),
-                           "gamma": getattr(args, f"gamma_{key}"), "guidance": getattr(args, f"guidance_{key}", None)}
+        overrides[name] = {"steps": getattr(args, f"steps_{key}"), "step_kind": getattr(args, f"schedule_{key}"),
+                           "gamma": getattr(args, f"gamma_{key}"), "guidance": getattr(args, f"guidance_{key}", None),
+                           "cond_noise": getattr(args, f"cond_noise_{key}", None)}
     out = Path(args.out or f"samples/{slug(args.prompt)}.wav")
     if out.suffix.lower() != ".wav":
         out = out.with_suffix(".wav")
@@ -267,8 +287,11 @@ def main(argv=None):
         check_writable(out)
         print(f"prompt: {args.prompt!r} | route {args.route} | {args.seconds:g} s | seed {args.seed} | n {args.n}")
         start = time.perf_counter()
+        if not 0.5 < args.clip <= 1.0:
+            raise SampleError(f"--clip is a percentile in (0.5, 1], got {args.clip}.")
         result = run(args.prompt, route=args.route, seconds=args.seconds, n=args.n, seed=args.seed,
-                     settings=overrides, checkpoints=args.checkpoints, device=args.device, progress=not args.quiet)
+                     settings=overrides, checkpoints=args.checkpoints, device=args.device, clip=args.clip,
+                     progress=not args.quiet)
         for path in write_outputs(result, out, args.route):
             print(f"wrote {path}")
         print(f"total {time.perf_counter() - start:.1f} s")

@@ -4,7 +4,7 @@ The generator's 3.2 kHz output holds everything below 1.6 kHz: melody, bass, rhy
 band up to 8 kHz (timbre, attacks, breath) while staying faithful to that sketch and to the text.
 
     conditioning   the 3.2 kHz audio, FFT-upsampled x5 to 16 kHz (§2.2) and stacked with x_t as a 2nd channel
-    corruption     in training only: blur (kernel 10, std in [0.1, 5]) then noise to level u ~ U[0, 0.5]; u is
+    corruption     in training only: blur (half the examples; std in [0.1, 5]) then noise to u ~ U[0, 0.5]; u is
                    given to the network, so it learns to repair a flawed sketch (Sec. 4.1)
     text           cross-attention at the two deepest levels; 10% of examples train with it zeroed (CFG)
     training data  random 3-4 s crops (no self-attention, so the network runs convolutionally over 30 s later)
@@ -92,7 +92,7 @@ def loss(model, batch, ctx):
 
 @torch.no_grad()
 def generate(model, lowres, text_emb=None, text_mask=None, *, steps=20, step_kind="front", gamma=1.0,
-             guidance=5.0, cond_noise=0.1, clip=0.995, schedule="linear", objective="v", generator=None,
+             guidance=5.0, cond_noise=0.02, clip=0.995, schedule="linear", objective="v", generator=None,
              progress=False):
     """(B, T/5) 3.2 kHz audio (+ T5 tokens) -> (B, T) 16 kHz audio.  Defaults are Table 3's, with fewer steps.
 

@@ -5,8 +5,8 @@ waveform cascader or the vocoder produced. It has no text and no attention: a pu
 
     conditioning   the 16 kHz audio, FFT-upsampled x1.5 to 24 kHz [choice: the paper does not name the method; we
                    use the waveform cascader's] and stacked with x_t as a 2nd channel
-    corruption     in training only: blur (kernel 10, std in [0.1, 5]) then noise to u ~ U[0, 1.0] (Sec. 4.1);
-                   u is given to the network
+    corruption     in training only: noise to u ~ U[0, 1.0] (Sec. 4.1), u given to the network; [choice] the
+                   paper gives no blur for this stage, we use the waveform cascader's
     training data  random 3-4 s crops [inferred: no attention, like the other cascaders]
     loss           v-prediction [design card], "simplified" weight, the "linear" schedule (Table 2)
     sampling       Table 3: front-heavy steps, gamma = 0, no guidance (there is no text)
@@ -69,7 +69,7 @@ def loss(model, batch, ctx):
 
 
 @torch.no_grad()
-def generate(model, audio, *, steps=20, step_kind="front", gamma=0.0, cond_noise=0.1, clip=0.995,
+def generate(model, audio, *, steps=20, step_kind="front", gamma=0.0, cond_noise=0.02, clip=0.995,
              schedule="linear", objective="v", generator=None, progress=False):
     """(B, T) 16 kHz audio -> (B, round(1.5 T)) 24 kHz audio.  Defaults are Table 3's, with fewer steps.
     cond_noise: the level u the conditioning is noised to before sampling [choice; see stage2_cascader.generate]."""

@@ -25,6 +25,7 @@ Config: one block of defaults (COMMON below, then the stage's own DEFAULTS), eac
 setting is overridden with --key=value, and an unknown key is an error. The resolved config is printed at start.
 """
 
+import contextlib
 import copy
 import json
 import math
@@ -40,6 +41,7 @@ import torch.distributed as dist
 
 import audio_io
 import data
+import text_encoder
 from unet1d import UNet1D, UNetConfig
 
 # Settings every stage shares: (default, help). A stage's DEFAULTS may change a default or add settings.
@@ -98,6 +100,12 @@ def _convert(key, text, default):
         raise TrainingError(f"--{key} takes a {type(default).__name__}, not {text!r}.") from None
 
 
+# Settings that take one of a few words, and counts that must be positive: checked before anything loads.
+CHOICES = {"preset": ("tiny", "paper"), "schedule": ("cosine", "linear"), "objective": ("v", "eps"),
+           "weight": ("simplified", "sigma"), "repr": ("wave", "spec")}
+POSITIVE = ("steps", "batch_size", "accum", "ckpt_every", "log_every", "preview_steps", "text_length")
+
+
 def parse_config(stage, argv):
     """--key=value overrides checked against the stage's defaults; returns a SimpleNamespace."""
     table = defaults(stage)
@@ -110,6 +118,14 @@ def parse_config(stage, argv):
         if key not in table:
             raise TrainingError(f"unknown setting --{key}; run with --help to list the settings of {stage.NAME}.")
         cfg[key] = _convert(key, text, table[key][0])
+    for key, allowed in CHOICES.items():
+        if key in cfg and cfg[key] not in allowed:
+            raise TrainingError(f"--{key} takes one of {', '.join(allowed)}, not {cfg[key]!r}.")
+    for key in POSITIVE:
+        if key in cfg and cfg[key] <= 0:
+            raise TrainingError(f"--{key} must be positive, got {cfg[key]}.")
+    if cfg["workers"] < 0 or cfg["sample_every"] < 0 or cfg["lr"] <= 0:
+        raise TrainingError("--workers and --sample_every cannot be negative, and --lr must be positive.")
     cfg["out"] = cfg["out"] or f"runs/{stage.NAME}"
     cfg["decay_steps"] = cfg["decay_steps"] or cfg["steps"]
     return SimpleNamespace(**cfg)
@@ -132,9 +148,14 @@ def pick_device(name="auto"):
     """cuda, then mps, then cpu; or the named device."""
     if name != "auto":
         try:
-            return torch.device(name)
+            device = torch.device(name)
         except RuntimeError:
             raise TrainingError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps.") from None
+        if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+            raise TrainingError(f"device {name} is not available here; use --device=auto or cpu.")
+        if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise TrainingError("device mps is not available here; use --device=auto or cpu.")
+        return device
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -195,7 +216,7 @@ def load_checkpoint(path, make_target=None):
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; {how}.")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)   # plain tensors and dicts: no code runs
     except Exception:
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt and cannot be read; {how} again.") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
@@ -235,7 +256,19 @@ def _log(rank, *args):
         print(*args, flush=True)
 
 
+RESUME_FIXED = ("seed", "batch_size", "accum", "world_size", "objective", "schedule", "weight", "text_length", "t5",
+                "repr", "seconds", "crop_min", "crop_max", "data")
+
+
 def train(stage, cfg):
+    try:
+        _train(stage, cfg)
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(stage, cfg):
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     device = pick_device(cfg.device)
@@ -255,7 +288,6 @@ def train(stage, cfg):
     text_dim = 0
     if stage.USES_TEXT:
         # Each caption is encoded once and kept: with a large T5, encoding on the fly would dominate a step.
-        import text_encoder
         encoder = text_encoder.load_t5(cfg.t5 or text_encoder.DEMO_T5_DIR).to(device)
         ctx.text = text_encoder.TextEmbeddingCache(encoder, max_length=cfg.text_length)
         text_dim = encoder.dim
@@ -273,6 +305,13 @@ def train(stage, cfg):
         ckpt = load_checkpoint(ckpt_path)
         if ckpt["stage"] != stage.NAME or ckpt["unet"] != asdict(unet_cfg):
             raise TrainingError(f"{ckpt_path} holds a different stage or model size; use another --out.")
+        # An exact continuation needs the same data stream and the same loss: these settings must not change.
+        for key in RESUME_FIXED:
+            old = ckpt["config"].get(key, None) if key != "world_size" else ckpt.get("world_size", 1)
+            new = getattr(cfg, key, None) if key != "world_size" else world
+            if old != new:
+                raise TrainingError(f"{ckpt_path} was trained with {key}={old}, not {new}; resume with the same "
+                                    f"setting or start a new run with another --out.")
         model.load_state_dict(ckpt["model"])
         ema_model.load_state_dict(ckpt["ema"])
         opt.load_state_dict(ckpt["optimizer"])
@@ -288,18 +327,28 @@ def train(stage, cfg):
         _log(rank, f"  {key} = {value}")
 
     spec = stage.data_spec(cfg, unet_cfg)
-    loader = data.step_loader(Path(cfg.data) / "train", spec["rate"], micro_batch=micro, accum=cfg.accum,
+    # The corpus layout has train/ and test/; a plain folder of clips serves as both.
+    train_dir = Path(cfg.data) / "train" if (Path(cfg.data) / "train").is_dir() else Path(cfg.data)
+    test_dir = Path(cfg.data) / "test" if (Path(cfg.data) / "test").is_dir() else train_dir
+    loader = data.step_loader(train_dir, spec["rate"], micro_batch=micro, accum=cfg.accum,
                               crop_range=spec.get("crop_range"), multiple=spec.get("multiple", 1), seed=cfg.seed,
                               start_step=start, rank=rank, world_size=world, num_workers=cfg.workers)
-    preview_batch = data.fixed_batch(Path(cfg.data) / "test", spec["rate"], n=1,
-                                     seconds=spec.get("preview_seconds"), multiple=spec.get("multiple", 1))
+    preview_batch = data.fixed_batch(test_dir, spec["rate"], n=1, seconds=spec.get("preview_seconds"),
+                                     multiple=spec.get("multiple", 1)) if cfg.sample_every else None
     out.mkdir(parents=True, exist_ok=True)
     if rank == 0:
-        (out / "config.json").write_text(json.dumps(vars(cfg), indent=2))
+        text = json.dumps(vars(cfg), indent=2)
+        audio_io.atomic_write(out / "config.json", lambda tmp: Path(tmp).write_text(text))
+        if start and (out / "log.jsonl").exists():     # a resumed run drops the log lines past its checkpoint
+            kept = [line for line in (out / "log.jsonl").read_text().splitlines()
+                    if line.strip() and json.loads(line)["step"] <= start]
+            audio_io.atomic_write(out / "log.jsonl", lambda tmp: Path(tmp).write_text("".join(k + "\n" for k in kept)))
 
     from tqdm import tqdm
     bar = tqdm(total=cfg.steps, initial=start, disable=rank != 0, dynamic_ncols=True, desc=stage.NAME)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    # bf16 autocast on a GPU covers the network only: the data preparation (spectrograms, resampling, blur), the
+    # text encoder and the loss stay in float32.
+    net = _autocast(ddp) if device.type == "cuda" else ddp
     batches = iter(loader)
     t0 = time.time()
     for step in range(start, cfg.steps):
@@ -310,22 +359,24 @@ def train(stage, cfg):
             batch = next(batches)
             ctx.generator = seeded(cfg.seed, step, rank, m)
             # DDP averages gradients over processes at the last micro-batch only.
-            sync = ddp.no_sync() if (world > 1 and m < cfg.accum - 1) else _null()
-            with sync, autocast:
-                loss = stage.loss(ddp, batch, ctx) / cfg.accum
-            if not torch.isfinite(loss):
-                raise TrainingError(f"the loss became {loss.item()} at step {step}; stopped without saving, so "
-                                    f"{ckpt_path} still holds the last good state (try a lower --lr).")
-            loss.backward()
+            sync = ddp.no_sync() if (world > 1 and m < cfg.accum - 1) else contextlib.nullcontext()
+            with sync:
+                loss = stage.loss(net, batch, ctx) / cfg.accum
+                loss.backward()
             total += loss.item()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        # A NaN or infinite loss makes the gradient non-finite; after DDP's all-reduce every process sees the same
+        # norm, so all of them stop here together, before the weights or the checkpoint are touched.
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
+        if not (math.isfinite(total) and torch.isfinite(norm)):
+            raise TrainingError(f"the loss became {total:.4g} (gradient norm {norm.item():.4g}) at step {step}; "
+                                f"stopped without saving, so {ckpt_path} still holds the last good state "
+                                f"(try a lower --lr).")
         opt.step()
         opt.zero_grad(set_to_none=True)
         update_ema(ema_model, model, cfg.ema, step)
         done = step + 1
         bar.update(1)
-        bar.set_postfix(loss=f"{total:.4f}", lr=f"{lr_at(step, cfg):.1e}")
+        bar.set_postfix(loss=f"{total:.4f}", lr=f"{lr_at(step, cfg):.1e}")   # process 0's share of the batch
         if rank == 0 and (done % cfg.log_every == 0 or done == cfg.steps):
             with open(out / "log.jsonl", "a") as f:
                 f.write(json.dumps({"step": done, "loss": total, "lr": lr_at(step, cfg),
@@ -334,23 +385,21 @@ def train(stage, cfg):
             save_checkpoint(ckpt_path, {
                 "format": FORMAT, "stage": stage.NAME, "unet": asdict(unet_cfg), "config": vars(cfg),
                 "step": done, "loss": total, "model": model.state_dict(), "ema": ema_model.state_dict(),
-                "optimizer": opt.state_dict(),
+                "optimizer": opt.state_dict(), "world_size": world,
                 # The random state of every step is a function of (seed, step, process): see seeded().
                 "rng": {"scheme": "seeded(seed, step, rank, micro)", "seed": cfg.seed}})
         if rank == 0 and cfg.sample_every and (done % cfg.sample_every == 0 or done == cfg.steps):
             write_preview(stage, ema_model, preview_batch, ctx, out / "samples" / f"step{done:07d}")
     bar.close()
-    if world > 1:
-        dist.destroy_process_group()
     _log(rank, f"done: {ckpt_path} at step {cfg.steps}")
 
 
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+def _autocast(module):
+    """The network's forward under bf16 autocast, its output back in float32 for the loss."""
+    def forward(*args, **kwargs):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            return module(*args, **kwargs).float()
+    return forward
 
 
 @torch.no_grad()
@@ -374,7 +423,7 @@ def main(stage, argv=None):
         return 0
     try:
         train(stage, parse_config(stage, argv))
-    except (TrainingError, data.DataError) as err:
+    except (TrainingError, data.DataError, text_encoder.TextEncoderError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -5,7 +5,8 @@ over the waveform, conditioned on nothing but the 80-bin log-mel at 100 frames p
 
     conditioning   the spectrogram is an "aligned input": the U-Net's strides multiply to 160 = 16000 / 100, the
                    hop, so at the bottom of the U each position is one spectrogram frame. The 80 mel bins are
-                   projected to the bottom width and ADDED there (Fig. 1), between the last down and first up block
+                   projected to the bottom width and ADDED there (Fig. 1) [choice: right after the last down-sampling
+                   layer, so the bottom blocks already see it]
     corruption     in training only: a 2D 5x5 Gaussian blur (std in [0.2, 1.0]) of the spectrogram, then noise to a
                    level u ~ U[0, 1.0] (Sec. 4.1); u is given to the network
     training data  random 3-4 s crops (Sec. 4.1)
@@ -60,15 +61,15 @@ def loss(model, batch, ctx):
     cfg, g = ctx.cfg, ctx.generator
     audio = batch["audio"].to(ctx.device)                                     # (B, T) 16 kHz, T = 160 F
     mel = data.log_mel(audio)                                                 # (B, 80, F)
-    mel, u = diffusion.corrupt_condition(mel, t_max=cfg.t_max, schedule=cfg.schedule, generator=g, blur="2d",
-                                         blur_std=(0.2, 1.0))                 # Sec. 4.1: 5x5 blur, std 0.2-1.0
+    mel, u = diffusion.corrupt_condition(mel, t_max=cfg.t_max, schedule=cfg.schedule, generator=g,
+                                         blur="2d")                          # Sec. 4.1: 5x5 blur, std 0.2-1.0
     value, _, _ = diffusion.diffusion_loss(_model_fn(model, mel, u), audio[:, None], schedule=cfg.schedule,
                                            objective=cfg.objective, weight=cfg.weight, generator=g)
     return value
 
 
 @torch.no_grad()
-def generate(model, spectrogram, *, steps=20, step_kind="front", gamma=0.0, cond_noise=0.0, clip=0.995,
+def generate(model, spectrogram, *, steps=20, step_kind="front", gamma=0.0, cond_noise=0.02, clip=0.995,
              schedule="linear", objective="v", generator=None, progress=False):
     """(B, 80, F) log-mel in [-1, 1] -> (B, 160 F) 16 kHz audio.  Defaults are Table 3's, with fewer steps.
     cond_noise: the level u the spectrogram is noised to before sampling [choice; see stage2_cascader.generate]."""

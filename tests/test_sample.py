@@ -64,8 +64,8 @@ def test_odd_prompts_still_make_music(tmp_path, prompt, capsys):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--seconds", "0"], "more than 0 seconds"),
-    (["--seconds", "-5"], "more than 0 seconds"),
+    (["--seconds", "0"], "at least 0.1 seconds"),
+    (["--seconds", "-5"], "at least 0.1 seconds"),
     (["--seconds", "3600"], "10-minute limit"),
     (["--route", "midi"], "unknown route"),
     (["--schedule-generator", "sideways"], "unknown step schedule"),

@@ -71,7 +71,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_corpus
         value = stage.loss(model, batch, ctx)
         return value * float("nan") if calls["n"] == 5 else value
     bad = SimpleNamespace(**{**vars(stage), "loss": loss})
-    with pytest.raises(train.TrainingError, match="loss became nan at step 4.*last good state"):
+    with pytest.raises(train.TrainingError, match="loss became nan.*at step 4.*last good state"):
         train.train(bad, config(stage, tmp_path, tiny_corpus, "--steps=8", "--ckpt_every=3"))
     before = (tmp_path / "last.pt").read_bytes()
     assert weights(tmp_path / "last.pt")[0] == 3
@@ -89,8 +89,10 @@ def test_corrupt_and_missing_checkpoints_are_one_sentence(tmp_path, tiny_corpus)
         train.train(stage, config(stage, tmp_path, tiny_corpus, "--steps=4", "--resume=true"))
     with pytest.raises(train.CheckpointError, match="does not exist; run `make train-superres`"):
         train.load_checkpoint(tmp_path / "nope.pt", "train-superres")
-    # A run never silently overwrites an existing one.
+    # A run never silently overwrites an existing one, and a resume cannot change the data stream or the loss.
     (tmp_path / "last.pt").write_bytes(good)
+    with pytest.raises(train.TrainingError, match="trained with seed=0, not 1"):
+        train.train(stage, config(stage, tmp_path, tiny_corpus, "--steps=4", "--resume=true", "--seed=1"))
     with pytest.raises(train.TrainingError, match="already exists; pass --resume=true"):
         train.train(stage, config(stage, tmp_path, tiny_corpus, "--steps=4"))
 
@@ -103,6 +105,12 @@ def test_settings_are_checked(tmp_path):
         train.parse_config(stage, ["--steps=many"])
     with pytest.raises(train.TrainingError, match="--key=value"):
         train.parse_config(stage, ["steps", "3"])
+    with pytest.raises(train.TrainingError, match="--preset takes one of tiny, paper"):
+        train.parse_config(stage, ["--preset=huge"])
+    with pytest.raises(train.TrainingError, match="--objective takes one of v, eps"):
+        train.parse_config(stage, ["--objective=x0"])
+    with pytest.raises(train.TrainingError, match="--accum must be positive"):
+        train.parse_config(stage, ["--accum=0"])
     assert train.parse_config(stage, ["--resume=true", "--lr=3e-4"]).lr == 3e-4
     # The command line: a wrong flag is one line on stderr and exit code 2, no traceback.
     r = subprocess.run([sys.executable, "stage3_superres.py", "--stepz=3"], cwd=ROOT, capture_output=True, text=True)
