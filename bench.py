@@ -9,6 +9,7 @@ how much of the time goes to arithmetic rather than to memory traffic and small-
     python bench.py            # tiny presets at 30 s, then paper presets at 1 s (about 3 GB of memory)
     python bench.py --quick    # tiny presets only
     python bench.py --only route   # the whole cascade, 30 s of music, per stage (the sample speed target)
+    python bench.py --only settings  # cascader/vocoder/SR: error against real clips for steps x gamma
 
 Route section: sample.py's whole waveform route (and the spectrogram route) with its default settings and the
 shipped checkpoints: 30 s of 24 kHz music, timed per stage with the peak memory. Target: at most 60 s on a 2-core
@@ -170,23 +171,63 @@ def section_route(args):
     return rows
 
 
+def section_settings(args):
+    """Quality against cost for the conditioned stages: rebuild real test clips from their own low-fidelity version
+    (3.2 kHz -> 16 kHz, log-mel -> 16 kHz, 16 kHz -> 24 kHz) with several step counts and gammas, and report the
+    RMS error against the real clip and the output's loudness. It is how sample.py's defaults were chosen."""
+    import data
+    import stage2_cascader
+    import stage3_superres
+    import text_encoder
+    import train
+    import vocoder
+    folder = f"{args.data}/test"
+    print(f"\nconditioned stages on {args.clips} real 4 s test clips from {folder}: RMS error to the real clip")
+    for name, rate in (("waveform-cascader", 16000), ("vocoder", 16000), ("superres", 24000)):
+        ckpt = train.load_checkpoint(f"{args.checkpoints}/{name}.pt")
+        model = train.model_from_checkpoint(ckpt)
+        batch = data.fixed_batch(folder, rate, n=args.clips, seconds=4.0, multiple=1920)
+        real = batch["audio"]
+        print(f"  {name} (step {ckpt['step']}), real clip RMS {real.pow(2).mean().sqrt():.3f}")
+        for steps in (12, 50):
+            for gamma in (0.0, 1.0):
+                g = torch.Generator().manual_seed(0)
+                start = time.perf_counter()
+                if name == "waveform-cascader":
+                    emb, mask = text_encoder.load_t5().encode(batch["caption"])
+                    out = stage2_cascader.generate(model, data.resample(real, rate, 3200), emb, mask, steps=steps,
+                                                   gamma=gamma, generator=g)
+                elif name == "vocoder":
+                    out = vocoder.generate(model, data.log_mel(real), steps=steps, gamma=gamma, generator=g)
+                else:
+                    out = stage3_superres.generate(model, data.resample(real, rate, 16000), steps=steps,
+                                                   gamma=gamma, generator=g)
+                out = out[:, :real.shape[1]]
+                print(f"    steps {steps:3d} gamma {gamma:.0f}: error {(out - real).pow(2).mean().sqrt():.3f}, "
+                      f"output RMS {out.pow(2).mean().sqrt():.3f}, {time.perf_counter() - start:.1f} s")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny presets only (skip the paper presets)")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     parser.add_argument("--reps", type=int, default=5, help="timed runs per model; the minimum is reported")
     parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--only", choices=["unet", "route"], default=None, help="run one section")
+    parser.add_argument("--only", choices=["unet", "route", "settings"], default=None, help="run one section")
+    parser.add_argument("--data", default="data/music21", help="corpus for the settings section (make data)")
+    parser.add_argument("--clips", type=int, default=4, help="test clips for the settings section")
     parser.add_argument("--route-reps", type=int, default=2, help="runs of each whole route; the best is kept")
     parser.add_argument("--checkpoints", default="checkpoints", help="folder of the stage checkpoints")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"{args.threads} threads, {'quick' if args.quick else 'full'} run")
-    if args.only != "route":
+    if args.only in (None, "unet"):
         section_unet(args)
-    if args.only != "unet":
+    if args.only in (None, "route"):
         section_route(args)
+    if args.only in (None, "settings"):
+        section_settings(args)
 
 
 if __name__ == "__main__":
