@@ -24,7 +24,7 @@ LAUNCH := $(if $(filter 1,$(NPROC)),$(PY),$(VENV)/bin/torchrun --standalone --np
 TRAIN_ARGS = --preset=$(PRESET) --data=$(DATA) $(PASS) $(ARGS)
 
 .PHONY: help venv test bench data sample train-generator train-spec-generator train-cascader train-vocoder \
-        train-superres checkpoints demo-t5
+        train-superres train-mulan checkpoints demo-t5 pseudo-label eval sweep
 
 help:
 	@sed -n '1,/^$$/p' Makefile
@@ -46,6 +46,11 @@ $(VENV)/.stamp-data: $(VENV)/.stamp requirements-data.txt
 # Tests also render a short piece, so they install the corpus builder's packages too.
 $(VENV)/.stamp-test: $(VENV)/.stamp-data requirements-test.txt
 	$(PIP) install --quiet -r requirements-test.txt
+	touch $@
+
+# The evaluation's plotting package (make sweep).
+$(VENV)/.stamp-eval: $(VENV)/.stamp requirements-eval.txt
+	$(PIP) install --quiet -r requirements-eval.txt
 	touch $@
 
 venv: $(VENV)/.stamp
@@ -93,9 +98,28 @@ train-vocoder: $(VENV)/.stamp
 train-superres: $(VENV)/.stamp
 	$(LAUNCH) stage3_superres.py $(TRAIN_ARGS)
 
+# --- Evaluation (Sec. 5): a small MuLan, pseudo-labels, FAD / similarity / adherence tables, Fig. 2's sweep. -----
+
+# The joint text-audio embedding (mulan.py): 10 s crops against their captions. Tiny: ~1 s/step on a 2-core CPU.
+train-mulan: $(VENV)/.stamp
+	$(LAUNCH) mulan.py $(TRAIN_ARGS)
+
+# Caption a folder of unlabelled audio with MuLan (Sec. 3.6): writes DATA/captions.jsonl (OUT= for another file).
+pseudo-label: $(VENV)/.stamp
+	$(PY) pseudolabel.py --data $(DATA) $(if $(OUT),--out "$(OUT)") $(ARGS)
+
+# Tables 5 and 6 on the corpus's test split, both routes: N prompts (16; ~30 s each on a 2-core CPU), SECONDS (30).
+eval: $(VENV)/.stamp
+	$(PY) evaluate.py eval --data $(DATA) $(if $(N),--n $(N)) $(if $(SECONDS),--seconds $(SECONDS)) $(ARGS)
+
+# Fig. 2 at small scale: generator guidance and step schedule, 7 settings x N prompts (8), ROUTE (wave).
+sweep: $(VENV)/.stamp-eval
+	$(PY) evaluate.py sweep --data $(DATA) $(if $(N),--n $(N)) $(if $(ROUTE),--route $(ROUTE)) \
+	    $(if $(SECONDS),--seconds $(SECONDS)) $(ARGS)
+
 # Copy the EMA weights of every finished run in runs/ into checkpoints/ (half precision), where sample.py looks.
 checkpoints: $(VENV)/.stamp
-	for s in waveform-generator spectrogram-generator waveform-cascader vocoder superres; do \
+	for s in waveform-generator spectrogram-generator waveform-cascader vocoder superres mulan; do \
 	    if [ -f runs/$$s/last.pt ]; then $(PY) train.py export runs/$$s/last.pt checkpoints/$$s.pt; fi; done
 
 # Rebuild assets/t5-demo, the shipped T5-shaped encoder with random weights (seed 0).

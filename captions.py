@@ -219,7 +219,8 @@ def _sentences(a, rng):
     return out
 
 
-def _long_caption(a, rng):
+def _long_caption(a, rng, mentioned=None):
+    """One long-form caption; `mentioned`, if a list, receives the optional aspects the caption mentions."""
     words, plural, how, _ = WORDS[a["instrument"]]
     inst = rng.choice(plural if plural and a["voices"] > 1 else words)
     genre = rng.choice(_genre_phrases(a))
@@ -237,6 +238,8 @@ def _long_caption(a, rng):
     chosen = aspects[: rng.randint(1, 3)]
     if "tempo" not in chosen and rng.random() < 0.6:           # tempo is the aspect a user asks for most
         chosen.insert(rng.randint(0, len(chosen)), "tempo")
+    if mentioned is not None:
+        mentioned.extend(chosen)
     return " ".join([intro] + [rng.choice(optional[k]) for k in chosen])
 
 
@@ -268,3 +271,97 @@ def make_captions(a, rng):
         captions.append(rng.choice([by,
                                     f"{a['title']}, {words}", f"{a['title']} ({a['genre']}, {words})"]))
     return captions
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 3. A caption vocabulary for pseudo-labelling (Sec. 3.6; pseudolabel.py)
+#
+# The paper ranks two vocabularies against each clip: 4M long-form sentences that LaMDA wrote about 150k songs
+# (LaMDA-LF) and 23,906 short aspect tags from MusicCaps (Rater-SF). Ours are written the same way the corpus
+# captions are, but about imagined pieces: random attributes, not any clip's. Each entry carries its CLAIMS,
+# {aspect: set of values that make it true}, so that pseudo-labels can be checked against a clip's true attributes.
+
+TONICS = ["C", "C-sharp", "D", "E-flat", "E", "F", "F-sharp", "G", "A-flat", "A", "B-flat", "B"]
+METERS = ["4/4", "3/4", "2/4", "6/8", "3/8", "2/2", "9/8", "12/8"]
+GENRES = ["chorale", "folk song", "fiddle tune", "medieval polyphony", "Renaissance polyphony", "string quartet"]
+
+
+def imagined_attributes(rng):
+    """Random attributes of a piece that need not exist (the role of LaMDA's songs): same keys as describe()."""
+    genre = rng.choice(GENRES)
+    source = {"chorale": "bach", "Renaissance polyphony": "palestrina", "medieval polyphony": "trecento",
+              "string quartet": rng.choice(["haydn", "mozart", "beethoven"])}.get(genre)
+    instrument = rng.choice(sorted(WORDS))
+    voices = 4 if instrument.endswith("quartet") or rng.random() < 0.5 else 1
+    region = rng.choice([None] + sorted({adj for _, adj in REGIONS})) if genre in ("folk song", "fiddle tune") else None
+    bpm = rng.randint(60, 160)
+    return {"genre": genre, "title": None, "composer": COMPOSERS.get(source), "era": ERAS.get(source, "traditional"),
+            "region": region, "dance": rng.choice([None] + DANCES) if genre == "fiddle tune" else None,
+            "instrument": instrument, "bpm": bpm, "tempo": "slow" if bpm < 80 else "fast" if bpm > 115 else "moderate",
+            "key": rng.choice(TONICS), "mode": rng.choice(["major", "minor"]), "meter": rng.choice(METERS),
+            "voices": voices}
+
+
+def canonical_key(tonic, mode):
+    """('D-flat', 'major') -> 'C-sharp major' spelled as TONICS does, so enharmonic spellings compare equal."""
+    pc = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}[tonic[0]]
+    pc += tonic.count("sharp") - tonic.count("flat")
+    return f"{TONICS[pc % 12]} {mode}"
+
+
+def truth_claims(a):
+    """A clip's attributes -> {aspect: value}, the aspects a vocabulary entry may claim."""
+    return {"instrument": a["instrument"], "genre": a["genre"], "tempo": a["tempo"], "mode": a["mode"],
+            "key": canonical_key(a["key"], a["mode"]), "meter": a["meter"], "era": a["era"],
+            "texture": "solo" if a["voices"] == 1 else "polyphonic"}
+
+
+def _long_claims(a, aspects):
+    claims = {"instrument": {a["instrument"]}, "genre": {a["genre"]}}     # the opening sentence names both
+    for aspect, keys in (("tempo", ["tempo"]), ("key", ["key", "mode"]), ("meter", ["meter"]),
+                         ("texture", ["texture"])):
+        if aspect in aspects:
+            truth = truth_claims(a)
+            claims.update({k: {truth[k]} for k in keys})
+    return claims
+
+
+def _tag_vocabulary():
+    """Every short tag the corpus's tag captions use -> its claims (a tag like 'brass' is true of 3 instruments)."""
+    tags = {}
+    for name, (_, _, _, words) in WORDS.items():
+        for word in words:
+            tags.setdefault(word, {"instrument": set()})["instrument"].add(name)
+    tags.update({g.lower(): {"genre": {g}} for g in GENRES})
+    tags.update({f"{t} tempo": {"tempo": {t}} for t in TEMPO_WORDS})
+    tags.update({f"{m} key": {"mode": {m}} for m in ("major", "minor")})
+    tags.update({f"{k} {m}".lower(): {"key": {f"{k} {m}"}, "mode": {m}} for k in TONICS for m in ("major", "minor")})
+    tags.update({f"{m} time": {"meter": {m}} for m in METERS})
+    tags.update({e.lower(): {"era": {e}} for e in set(ERAS.values()) | {"traditional"}})
+    tags.update({"solo melody": {"texture": {"solo"}}, "polyphonic": {"texture": {"polyphonic"}}})
+    for mood in sorted({w for words in MOODS.values() for w in words}):      # moods claim no checkable aspect
+        tags.setdefault(mood, {})
+    return tags
+
+
+def vocabulary(n_long=4000, seed=0):
+    """-> (long_form, tags): two lists of (text, claims). The same seed gives the same vocabulary."""
+    import random
+    rng = random.Random(f"vocabulary/{seed}")
+    long_form, seen = [], set()
+    while len(long_form) < n_long:
+        a, aspects = imagined_attributes(rng), []
+        text = _long_caption(a, rng, aspects)
+        if text not in seen:
+            seen.add(text)
+            long_form.append((text, _long_claims(a, aspects)))
+    return long_form, sorted(_tag_vocabulary().items())
+
+
+def eval_prompt(a):
+    """The evaluation prompt for a test clip (evaluate.py): its genre and instrument, and the three attributes whose
+    adherence we measure, tempo in BPM, key and mode, each said the way the training captions say it."""
+    words, plural, how, _ = WORDS[a["instrument"]]
+    inst = (plural if plural and a["voices"] > 1 else words)[0]
+    return (f"{_cap(_genre_phrases(a)[0])} {VERBS[how][0][0]} {inst}. At {a['bpm']} BPM, it feels "
+            f"{TEMPO_WORDS[a['tempo']][0][0]}. It is in {a['key']} {a['mode']}.")

@@ -55,7 +55,7 @@ def _is_spec(cfg):
     return cfg.repr == "spec"
 
 
-def unet_config(cfg, text_dim):
+def model_config(cfg, text_dim):
     name = "spectrogram-generator" if _is_spec(cfg) else "waveform-generator"
     return replace(unet1d.PRESETS[f"{cfg.preset}-{name}"], text_dim=text_dim)
 
@@ -137,7 +137,7 @@ def preview(model, batch, ctx):
 
 
 def _stage(name, target, defaults):
-    return SimpleNamespace(NAME=name, MAKE_TARGET=target, DEFAULTS=defaults, USES_TEXT=True, unet_config=unet_config,
+    return SimpleNamespace(NAME=name, MAKE_TARGET=target, DEFAULTS=defaults, USES_TEXT=True, model_config=model_config,
                            data_spec=data_spec, loss=loss, preview=preview, __doc__=__doc__, __file__=__file__)
 
 

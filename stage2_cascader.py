@@ -45,7 +45,7 @@ DEFAULTS = {
 }
 
 
-def unet_config(cfg, text_dim):
+def model_config(cfg, text_dim):
     return replace(unet1d.PRESETS[f"{cfg.preset}-waveform-cascader"], text_dim=text_dim)
 
 
@@ -125,7 +125,7 @@ def preview(model, batch, ctx):
 
 
 STAGE = SimpleNamespace(NAME="waveform-cascader", MAKE_TARGET="train-cascader", DEFAULTS=DEFAULTS, USES_TEXT=True,
-                        unet_config=unet_config, data_spec=data_spec, loss=loss, preview=preview,
+                        model_config=model_config, data_spec=data_spec, loss=loss, preview=preview,
                         __doc__=__doc__, __file__=__file__)
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ DEFAULTS = {
 }
 
 
-def unet_config(cfg, text_dim=0):
+def model_config(cfg, text_dim=0):
     return unet1d.PRESETS[f"{cfg.preset}-superres"]
 
 
@@ -95,7 +95,7 @@ def preview(model, batch, ctx):
 
 
 STAGE = SimpleNamespace(NAME="superres", MAKE_TARGET="train-superres", DEFAULTS=DEFAULTS, USES_TEXT=False,
-                        unet_config=unet_config, data_spec=data_spec, loss=loss, preview=preview,
+                        model_config=model_config, data_spec=data_spec, loss=loss, preview=preview,
                         __doc__=__doc__, __file__=__file__)
 
 if __name__ == "__main__":

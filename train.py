@@ -224,14 +224,15 @@ def load_checkpoint(path, make_target=None):
     return ckpt
 
 
-def model_from_checkpoint(ckpt, weights="ema"):
-    """Rebuild the U-Net recorded in a checkpoint and load its EMA (default) or live weights, in float32."""
-    model = UNet1D(UNetConfig(**ckpt["unet"]))
+def model_from_checkpoint(ckpt, weights="ema", build=lambda c: UNet1D(UNetConfig(**c))):
+    """Rebuild the model recorded in a checkpoint (a U-Net unless `build` says otherwise: config dict -> module) and
+    load its EMA (default) or live weights, in float32."""
+    model = build(ckpt["unet"])
     state = ckpt.get(weights) or ckpt["model"]
     try:
         model.load_state_dict({k: v.float() for k, v in state.items()})
     except RuntimeError:
-        raise CheckpointError(f"the weights of stage {ckpt.get('stage')} do not fit its recorded U-Net; "
+        raise CheckpointError(f"the weights of stage {ckpt.get('stage')} do not fit its recorded model; "
                               "the checkpoint is damaged, retrain it.") from None
     return model.eval()
 
@@ -291,9 +292,10 @@ def _train(stage, cfg):
         encoder = text_encoder.load_t5(cfg.t5 or text_encoder.DEMO_T5_DIR).to(device)
         ctx.text = text_encoder.TextEmbeddingCache(encoder, max_length=cfg.text_length)
         text_dim = encoder.dim
-    unet_cfg = stage.unet_config(cfg, text_dim)
+    unet_cfg = stage.model_config(cfg, text_dim)                # a UNetConfig, or a stage's own config dataclass
     torch.manual_seed(hash_seed(cfg.seed, "init"))              # the initial weights, too, come from the seed
-    model = UNet1D(unet_cfg).to(device)
+    # Every cascade stage is a UNet1D; another model (mulan.py's joint embedding) names its own class.
+    model = getattr(stage, "build_model", UNet1D)(unet_cfg).to(device)
     ema_model = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))       # Sec. 4.1
     start = 0
@@ -333,7 +335,8 @@ def _train(stage, cfg):
     loader = data.step_loader(train_dir, spec["rate"], micro_batch=micro, accum=cfg.accum,
                               crop_range=spec.get("crop_range"), multiple=spec.get("multiple", 1), seed=cfg.seed,
                               start_step=start, rank=rank, world_size=world, num_workers=cfg.workers)
-    preview_batch = data.fixed_batch(test_dir, spec["rate"], n=1, seconds=spec.get("preview_seconds"),
+    preview_batch = data.fixed_batch(test_dir, spec["rate"], n=spec.get("preview_clips", 1),
+                                     seconds=spec.get("preview_seconds"),
                                      multiple=spec.get("multiple", 1)) if cfg.sample_every else None
     out.mkdir(parents=True, exist_ok=True)
     if rank == 0:

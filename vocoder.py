@@ -40,7 +40,7 @@ DEFAULTS = {
 }
 
 
-def unet_config(cfg, text_dim=0):
+def model_config(cfg, text_dim=0):
     unet_cfg = unet1d.PRESETS[f"{cfg.preset}-vocoder"]
     if unet_cfg.total_stride != data.MEL_HOP:
         raise train.TrainingError(f"the vocoder's strides must multiply to the spectrogram hop {data.MEL_HOP}, "
@@ -93,7 +93,7 @@ def preview(model, batch, ctx):
 
 
 STAGE = SimpleNamespace(NAME="vocoder", MAKE_TARGET="train-vocoder", DEFAULTS=DEFAULTS, USES_TEXT=False,
-                        unet_config=unet_config, data_spec=data_spec, loss=loss, preview=preview,
+                        model_config=model_config, data_spec=data_spec, loss=loss, preview=preview,
                         __doc__=__doc__, __file__=__file__)
 
 if __name__ == "__main__":

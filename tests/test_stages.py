@@ -44,11 +44,11 @@ def test_stage_learns_and_generates(name, tmp_path, tiny_corpus):
     if stage.USES_TEXT:
         encoder = text_encoder.load_t5()
         text, text_dim = text_encoder.TextEmbeddingCache(encoder, max_length=cfg.text_length), encoder.dim
-    spec = stage.data_spec(cfg, stage.unet_config(cfg, text_dim))
+    spec = stage.data_spec(cfg, stage.model_config(cfg, text_dim))
     batch = data.fixed_batch(tiny_corpus / "test", spec["rate"], n=2, seconds=spec["crop_range"][0],
                              multiple=spec["multiple"])
     torch.manual_seed(0)
-    initial = train.UNet1D(stage.unet_config(cfg, text_dim))
+    initial = train.UNet1D(stage.model_config(cfg, text_dim))
     before = fixed_loss(stage, initial, cfg, batch, text)
 
     train.train(stage, cfg)

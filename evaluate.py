@@ -1,0 +1,338 @@
+"""Evaluation: how close the generated music is to real music, and to its prompt (Sec. 5; PAPER_NOTES §9).
+
+The paper measures two things, and so do we, on the test split of our corpus (works never used for training):
+
+    FAD          the Frechet distance between Gaussians fitted to embeddings of generated and of real audio (lower
+                 is better; Table 5). Two embeddings: MuLan's audio tower, one vector per clip (the paper's
+                 FAD_MuLan; mulan.py), and, standing in for VGGish, a fixed log-mel statistic that needs no model:
+                 the mean and spread of each of the 80 mel bins over each 1 s of audio (30 vectors per clip).
+    similarity   MuLan cosine similarity, averaged over the set (higher is better; Table 6): audio <-> its prompt,
+                 and audio <-> the real clip the prompt describes. The paper's references: the ground truth itself,
+                 and the ground truth shuffled (every clip paired with another clip's prompt).
+    adherence    what the paper could not measure but our corpus can, since every test clip's attributes are
+                 known: the tempo estimated from onsets within 10% of the prompt's (mir.py), the key and mode from
+                 chroma and key profiles (mir.py), and the instrument, recognised by retrieval with MuLan (the
+                 instrument name whose text embedding is nearest the audio's). Each estimator is first scored on the
+                 real clips: that row says how far the numbers of generated clips can be trusted.
+
+    make eval    [N=16] [SECONDS=30]  the test split's first N clips -> a prompt each (captions.eval_prompt) ->
+                 both routes; prints a table shaped like Tables 5 and 6 and writes runs/eval/table.json
+    make sweep   [N=8] [ROUTE=wave]   Fig. 2 at small scale: generator guidance in {1, 2, 5, 10, 15} and its F, U,
+                 B step schedules, one setting varied at a time from Table 3's; FAD against similarity as a picture
+    python evaluate.py validate       the estimators and the instrument retrieval on every real test clip
+
+Generated clips are kept under runs/eval/ (and runs/sweep/), one WAV each, named by their settings, so an
+interrupted evaluation resumes without generating anything twice. Sizes are tiny next to the paper's (5.5k
+MusicCaps clips): FAD is biased upwards for small sets, so compare numbers only at the same N.
+"""
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+import audio_io
+import captions
+import data
+import mir
+import train
+
+SET_RATE = 24000                 # what the cascade writes, and the corpus's rate
+TEMPO_TOLERANCE = 0.10           # the issue's "within 10%"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 1. Frechet audio distance
+
+def gaussian_fit(x):
+    """(N, D) embeddings -> (mean (D,), covariance (D, D)), in float64."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or len(x) < 2:
+        raise ValueError(f"a Gaussian fit needs at least 2 embeddings as an (N, D) array, got shape {x.shape}.")
+    return x.mean(0), np.cov(x, rowvar=False)
+
+
+def frechet_distance(mu1, cov1, mu2, cov2):
+    """|mu1 - mu2|^2 + tr(C1 + C2 - 2 (C1 C2)^(1/2)) (Dowson & Landau 1982; the FAD of Kilgour et al. 2019).
+    tr (C1 C2)^(1/2) = tr (C1^(1/2) C2 C1^(1/2))^(1/2), a symmetric PSD matrix, so eigh is exact and stable."""
+    w, v = np.linalg.eigh(cov1)
+    root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T                      # C1^(1/2)
+    middle = np.linalg.eigvalsh(root1 @ cov2 @ root1)
+    trace_root = np.sqrt(np.clip(middle, 0, None)).sum()
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(cov1) + np.trace(cov2) - 2 * trace_root)
+
+
+def fad(x, y):
+    """FAD between two sets of embeddings, (N, D) and (M, D)."""
+    return frechet_distance(*gaussian_fit(x), *gaussian_fit(y))
+
+
+def mel_statistics(audio, rate):
+    """(T,) audio -> (S, 160): per non-overlapping 1 s of it, the mean and standard deviation of each log-mel bin
+    (data.log_mel at 16 kHz). A fixed, model-free stand-in for VGGish's frame-wise embedding."""
+    mel = data.log_mel(data.resample(torch.as_tensor(audio, dtype=torch.float32)[None], rate, data.MEL_RATE))[0]
+    per_second = data.MEL_RATE // data.MEL_HOP                              # 100 frames
+    s = mel.shape[1] // per_second
+    if s == 0:
+        raise ValueError("mel_statistics needs at least 1 s of audio.")
+    frames = mel[:, : s * per_second].reshape(data.MEL_BINS, s, per_second)  # (80, S, 100)
+    return torch.cat([frames.mean(2), frames.std(2)]).T.numpy()              # (S, 160)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 2. The sets: real test clips, their prompts, generated clips
+
+def read_clip(path, rate=SET_RATE):
+    """An audio file -> (T,) float32 tensor at `rate` (mono)."""
+    audio, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
+    return data.resample(torch.from_numpy(audio.mean(1)), file_rate, rate)
+
+
+def test_set(folder, n, split="test"):
+    """The first n clips of a corpus split (metadata.jsonl order sorted by path) -> list of attribute dicts with
+    "file" (absolute path) and "prompt"."""
+    meta = Path(folder) / "metadata.jsonl"
+    if not meta.is_file():
+        raise FileNotFoundError(f"{meta} not found; evaluation needs the corpus (run `make data`).")
+    rows = [json.loads(line) for line in meta.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = sorted((r for r in rows if r["split"] == split and (Path(folder) / r["path"]).is_file()),
+                  key=lambda r: r["path"])
+    if n:
+        rows = rows[:n]
+    for r in rows:
+        r["file"], r["prompt"] = str(Path(folder) / r["path"]), captions.eval_prompt(r)
+    return rows
+
+
+def derangement(n, seed=0):
+    """A permutation with no fixed point (n >= 2): the 'shuffled ground truth' pairing of Table 6."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    out = [0] * n
+    for k in range(n):
+        out[order[k]] = order[(k + 1) % n]
+    return out
+
+
+def settings_label(route, settings, seconds):
+    return f"{route}-{seconds:g}s-" + "-".join(f"{k}{v}" for name in sorted(settings)
+                                                for k, v in sorted(settings[name].items()))
+
+
+def generate_set(rows, route, seconds, settings, folder, checkpoints="checkpoints"):
+    """Generate one clip per row (seed = the row's index) or reuse it from folder/<i>.wav -> list of (T,)."""
+    import sample
+    out = []
+    for i, row in enumerate(rows):
+        path = Path(folder) / f"{i:03d}.wav"
+        if not path.is_file():
+            t0 = time.time()
+            result = sample.run(row["prompt"], route=route, seconds=seconds, seed=i, settings=settings,
+                                checkpoints=checkpoints, progress=False, log=lambda *a: None)
+            audio_io.write_wav(path, result["audio"][0], sample.OUT_RATE)
+            print(f"  {path} ({time.time() - t0:.0f} s): {row['prompt']}", flush=True)
+        out.append(read_clip(path))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 3. Scores
+
+class Judge:
+    """Everything that scores a set: MuLan, the instrument names' embeddings, the real reference set."""
+
+    def __init__(self, scorer, reference):
+        self.scorer = scorer
+        self.names = sorted(captions.WORDS)
+        texts = [f"music played on {phrase}" for name in self.names for phrase in captions.WORDS[name][0]]
+        owner = [name for name in self.names for _ in captions.WORDS[name][0]]
+        z = scorer.embed_text(texts)
+        # One direction per instrument: the mean over its noun phrases ("a fiddle", "a solo violin", ...).
+        self.instrument_z = torch.nn.functional.normalize(torch.stack(
+            [z[[i for i, o in enumerate(owner) if o == name]].mean(0) for name in self.names]), dim=-1)
+        self.reference = self.embed(reference)
+
+    def embed(self, audios):
+        """list of (T,) at 24 kHz -> {"mulan": (N, dim), "mel": (N * seconds, 160)}."""
+        mulan_z = torch.cat([self.scorer.embed_audio(a, SET_RATE) for a in audios]).numpy()
+        return {"mulan": mulan_z, "mel": np.concatenate([mel_statistics(a, SET_RATE) for a in audios])}
+
+    def instrument(self, mulan_z):
+        """(N, dim) clip embeddings -> N instrument names (nearest instrument text)."""
+        return [self.names[i] for i in (torch.as_tensor(mulan_z) @ self.instrument_z.T).argmax(1).tolist()]
+
+    def score(self, audios, rows, truth_z=None, pairing=None):
+        """A set of clips, the rows whose prompts they answer (pairing: row index per clip, default i -> i)."""
+        pairing = pairing or list(range(len(audios)))
+        emb = self.embed(audios)
+        prompts = [rows[j]["prompt"] for j in pairing]
+        text_z = self.scorer.embed_text(prompts).numpy()
+        out = {"FAD_mel": fad(emb["mel"], self.reference["mel"]),
+               "FAD_MuLan": fad(emb["mulan"], self.reference["mulan"]),
+               "sim_audio_text": float((emb["mulan"] * text_z).sum(1).mean())}
+        if truth_z is not None:
+            out["sim_audio_gt"] = float((emb["mulan"] * truth_z).sum(1).mean())
+        tempo_ok, key_ok = [], []
+        for audio, j in zip(audios, pairing):
+            bpm = mir.estimate_tempo(audio.numpy(), SET_RATE)
+            tempo_ok.append(abs(bpm - rows[j]["bpm"]) <= TEMPO_TOLERANCE * rows[j]["bpm"])
+            tonic, mode = mir.estimate_key(audio.numpy(), SET_RATE)
+            key_ok.append(mode == rows[j]["mode"] and mir.same_key(tonic, rows[j]["key"]))
+        heard = self.instrument(emb["mulan"])
+        out.update(tempo=float(np.mean(tempo_ok)), key=float(np.mean(key_ok)),
+                   instrument=float(np.mean([h == rows[j]["instrument"] for h, j in zip(heard, pairing)])))
+        return out, emb["mulan"]
+
+
+COLUMNS = [("FAD_mel", "FAD mel", "{:.3f}"), ("FAD_MuLan", "FAD MuLan", "{:.3f}"),
+           ("sim_audio_text", "audio-text", "{:.3f}"), ("sim_audio_gt", "audio-gt", "{:.3f}"),
+           ("tempo", "tempo", "{:.0%}"), ("key", "key+mode", "{:.0%}"), ("instrument", "instrument", "{:.0%}")]
+
+
+def format_table(rows):
+    """{name: {column: value}} -> text; '-' where a row has no such value (as in the paper's tables)."""
+    head = f"{'':<22}" + "".join(f"{title:>12}" for _, title, _ in COLUMNS)
+    lines = [head]
+    for name, row in rows.items():
+        cells = [fmt.format(row[k]) if row.get(k) is not None else "-" for k, _, fmt in COLUMNS]
+        lines.append(f"{name:<22}" + "".join(f"{c:>12}" for c in cells))
+    return "\n".join(lines)
+
+
+def machine():
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 4. The commands
+
+def run_eval(args, judge, rows):
+    gt = [read_clip(r["file"]) for r in rows]
+    table = {}
+    table["ground truth"], gt_z = judge.score(gt, rows)
+    table["ground truth"].update(FAD_mel=None, FAD_MuLan=None, sim_audio_gt=1.0)    # the set is in the reference
+    shuffled = derangement(len(rows), args.seed)
+    table["shuffled ground truth"], _ = judge.score(gt, rows, truth_z=gt_z[shuffled], pairing=shuffled)
+    table["shuffled ground truth"].update(FAD_mel=None, FAD_MuLan=None)
+    train_rows = test_set(args.data, len(rows), split="train")
+    table["real (train clips)"], _ = judge.score([read_clip(r["file"]) for r in train_rows], train_rows)
+    table["real (train clips)"].update(sim_audio_text=None, tempo=None, key=None, instrument=None)
+    for route in args.routes.split(","):
+        import sample
+        label = settings_label(route, sample.resolve_settings(), args.seconds)
+        print(f"generating {len(rows)} clips on the {route} route into {args.out}/{label}")
+        audios = generate_set(rows, route, args.seconds, None, Path(args.out) / label, args.checkpoints)
+        table[f"noise2music {route}"], _ = judge.score(audios, rows, truth_z=gt_z)
+    return table
+
+
+SWEEP = [("guidance", g) for g in (1.0, 2.0, 5.0, 10.0, 15.0)] + [("step_kind", k) for k in ("uniform", "back")]
+
+
+def run_sweep(args, judge, rows):
+    """Fig. 2: the generator's guidance and step schedule, one at a time from Table 3's (guidance 10, front)."""
+    import sample
+    generator = sample.ROUTES[args.route][0]
+    base = sample.DEFAULTS[generator]
+    gt_z = judge.embed([read_clip(r["file"]) for r in rows])["mulan"]
+    points = {}
+    for key, value in SWEEP:
+        settings = {generator: {key: value}}
+        label = settings_label(args.route, sample.resolve_settings(settings), args.seconds)
+        name = f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+        if key == "guidance" and value == base["guidance"]:
+            name += f" (Table 3: {base['step_kind']})"
+        print(f"{name}: {len(rows)} clips into {args.out}/{label}")
+        audios = generate_set(rows, args.route, args.seconds, settings, Path(args.out) / label, args.checkpoints)
+        points[name], _ = judge.score(audios, rows, truth_z=gt_z)
+    return points
+
+
+def plot_sweep(points, path, title):
+    """FAD (mel) against audio-text similarity, one labelled point per setting, as in Fig. 2."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, fad_key in zip(axes, ("FAD_mel", "FAD_MuLan")):
+        for name, p in points.items():
+            marker = "o" if name.startswith("guidance") else "s"
+            ax.scatter(p[fad_key], p["sim_audio_text"], marker=marker)
+            ax.annotate(name.split(" ")[0], (p[fad_key], p["sim_audio_text"]), fontsize=8,
+                        xytext=(4, 3), textcoords="offset points")
+        ax.set_xlabel(f"{fad_key.replace('_', ' ')} (lower is better)")
+        ax.set_ylabel("MuLan audio-text similarity (higher is better)")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    audio_io.atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"), suffix=".png")
+    plt.close(fig)
+
+
+def validate(args, judge):
+    """The estimators on every real clip of the test split: their own accuracy, before any generated clip."""
+    rows = test_set(args.data, args.n)
+    scores, _ = judge.score([read_clip(r["file"]) for r in rows], rows)
+    return {"clips": len(rows), "tempo": scores["tempo"], "key": scores["key"], "instrument": scores["instrument"],
+            "sim_audio_text": scores["sim_audio_text"]}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python evaluate.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["eval", "sweep", "validate"])
+    parser.add_argument("--data", default="data/music21", help="the corpus (make data)")
+    parser.add_argument("--n", type=int, default=None, help="test prompts (eval 16, sweep 8, validate all)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="length of each generated clip")
+    parser.add_argument("--routes", default="wave,spec", help="eval: routes to generate with")
+    parser.add_argument("--route", default="wave", choices=["wave", "spec"], help="sweep: the route to sweep")
+    parser.add_argument("--checkpoints", default="checkpoints", help="folder of stage checkpoints")
+    parser.add_argument("--mulan", default="checkpoints/mulan.pt", help="the MuLan checkpoint (make train-mulan)")
+    parser.add_argument("--out", default=None, help="folder for generated clips and results (runs/<command>)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the shuffled pairing")
+    args = parser.parse_args(argv)
+    args.out = args.out or f"runs/{args.command}"
+    args.n = args.n if args.n is not None else {"eval": 16, "sweep": 8, "validate": 0}[args.command]
+    if args.n < 0 or (args.command != "validate" and args.n < 2):
+        parser.error("--n must be at least 2: FAD and the shuffled pairing need two clips or more.")
+    if not 1.0 <= args.seconds <= 60.0:
+        parser.error(f"--seconds must lie in 1..60 (the models were trained on 30 s clips), not {args.seconds}.")
+    import mulan
+    import sample
+    try:
+        scorer = mulan.load(args.mulan)
+        reference = test_set(args.data, 0)
+        rows = reference[: args.n] if args.n else reference
+        print(f"reference: {len(reference)} real test clips; {len(rows)} prompts")
+        judge = Judge(scorer, [read_clip(r["file"]) for r in reference])
+        t0 = time.time()
+        if args.command == "validate":
+            result = validate(args, judge)
+            print(json.dumps(result, indent=2))
+        elif args.command == "eval":
+            result = run_eval(args, judge, rows)
+            print("\n" + format_table(result))
+        else:
+            result = run_sweep(args, judge, rows)
+            print("\n" + format_table(result))
+            plot_sweep(result, Path(args.out) / "sweep.png",
+                       f"Generator settings, {args.route} route, {len(rows)} test prompts (cf. Fig. 2)")
+            print(f"wrote {Path(args.out) / 'sweep.png'}")
+    except (FileNotFoundError, train.CheckpointError, sample.SampleError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    record = {"command": " ".join(["python evaluate.py"] + (argv if argv is not None else sys.argv[1:])),
+              "machine": machine(), "seconds_taken": round(time.time() - t0), "n": len(rows),
+              "clip_seconds": args.seconds, "result": result}
+    path = Path(args.out) / f"{args.command}.json"
+    audio_io.atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""evaluate.py: the Frechet distance against closed forms, FAD's behaviour, the model-free mel statistic."""
+
+import numpy as np
+import pytest
+import torch
+
+import evaluate
+
+
+def test_frechet_distance_of_1d_gaussians_is_the_closed_form():
+    # N(m1, s1^2) vs N(m2, s2^2): (m1 - m2)^2 + (s1 - s2)^2
+    d = evaluate.frechet_distance(np.array([1.0]), np.array([[4.0]]), np.array([-2.0]), np.array([[9.0]]))
+    assert d == pytest.approx(9.0 + 1.0, rel=1e-12)
+
+
+def test_frechet_distance_matches_the_eigenvalues_of_c1_c2():
+    # An independent route for non-commuting covariances: tr (C1 C2)^(1/2) = sum of sqrt(eigenvalues of C1 C2),
+    # which are real and non-negative for two PSD matrices.
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(6, 6)), rng.normal(size=(6, 6))
+    c1, c2 = a @ a.T + 0.1 * np.eye(6), b @ b.T + 0.1 * np.eye(6)
+    mu1, mu2 = rng.normal(size=6), rng.normal(size=6)
+    eig = np.linalg.eigvals(c1 @ c2)
+    expected = ((mu1 - mu2) ** 2).sum() + np.trace(c1) + np.trace(c2) - 2 * np.sqrt(eig.real).sum()
+    assert evaluate.frechet_distance(mu1, c1, mu2, c2) == pytest.approx(expected, rel=1e-9)
+
+
+def test_fad_of_a_set_with_itself_is_zero_and_grows_with_noise():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(400, 8)) @ rng.normal(size=(8, 8))
+    assert abs(evaluate.fad(x, x)) < 1e-8
+    noisy = [evaluate.fad(x, x + s * rng.normal(size=x.shape)) for s in (0.1, 0.5, 1.0, 2.0)]
+    assert all(a < b for a, b in zip(noisy, noisy[1:])), noisy
+    assert noisy[0] > 0
+
+
+def test_fad_rejects_too_few_embeddings():
+    with pytest.raises(ValueError, match="at least 2"):
+        evaluate.fad(np.zeros((1, 3)), np.zeros((5, 3)))
+
+
+def test_mel_statistics_is_per_second_and_sees_loudness():
+    rate = 24000
+    t = np.arange(3 * rate) / rate
+    tone = 0.1 * np.sin(2 * np.pi * 440 * t).astype(np.float32)
+    quiet, loud = evaluate.mel_statistics(tone, rate), evaluate.mel_statistics(10 * tone, rate)
+    assert quiet.shape == (3, 160)
+    assert (loud[:, :80].mean() - quiet[:, :80].mean()) > 0.1        # the mean log-mel rises with level
+    assert evaluate.fad(quiet, quiet) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_derangement_pairs_every_clip_with_another():
+    for n in (2, 3, 10, 57):
+        p = evaluate.derangement(n, seed=n)
+        assert sorted(p) == list(range(n)) and all(p[i] != i for i in range(n))
+
+
+def test_table_marks_missing_values():
+    text = evaluate.format_table({"ground truth": {"sim_audio_text": 0.5, "FAD_mel": None, "tempo": 0.9}})
+    row = text.splitlines()[1]
+    assert "0.500" in row and "90%" in row and row.split()[2] == "-"
