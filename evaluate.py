@@ -120,14 +120,24 @@ def derangement(n, seed=0):
 
 
 def settings_label(route, settings, seconds):
-    return f"{route}-{seconds:g}s-" + "-".join(f"{k}{v}" for name in sorted(settings)
-                                                for k, v in sorted(settings[name].items()))
+    """A folder name for one route's sampling settings: route, length and a short hash of the route's stages'
+    settings, so a changed default never reuses clips made with the old one."""
+    import hashlib
+    import sample
+    used = {name: settings[name] for name in sample.ROUTES[route]}
+    digest = hashlib.sha1(json.dumps(used, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{route}-{seconds:g}s-{digest}"
 
 
 def generate_set(rows, route, seconds, settings, folder, checkpoints="checkpoints"):
     """Generate one clip per row (seed = the row's index) or reuse it from folder/<i>.wav -> list of (T,)."""
+    out, folder = [], Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     import sample
-    out = []
+    resolved = sample.resolve_settings(settings)
+    record = {"route": route, "seconds": seconds, "settings": {name: resolved[name] for name in sample.ROUTES[route]},
+              "prompts": [r["prompt"] for r in rows]}
+    (folder / "settings.json").write_text(json.dumps(record, indent=2))
     for i, row in enumerate(rows):
         path = Path(folder) / f"{i:03d}.wav"
         if not path.is_file():

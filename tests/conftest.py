@@ -41,3 +41,18 @@ def tiny_corpus(tmp_path_factory):
     write_corpus(root / "train", 8, seed=0)
     write_corpus(root / "test", 2, seed=1)
     return root
+
+
+@pytest.fixture(scope="session")
+def real_clips(tmp_path_factory):
+    """Eight real corpus clips of 10 s (corpus.py: music21 scores, the soundfont, true captions), one per test
+    piece, rendered once per session (~15 s): what evaluate.py and mulan.py are checked on."""
+    pytest.importorskip("music21")
+    pytest.importorskip("tinysoundfont")
+    import corpus
+    out = tmp_path_factory.mktemp("real")
+    corpus.build(out, n_train=0, n_test=8, seconds=10.0)
+    rows = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()]
+    for r in rows:
+        r["file"] = str(out / r["path"])
+    return sorted(rows, key=lambda r: r["path"])

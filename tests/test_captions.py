@@ -84,3 +84,11 @@ def test_same_rng_state_same_captions():
     first = captions.make_captions(attrs, random.Random("0/captions/train/7"))
     assert captions.make_captions(attrs, random.Random("0/captions/train/7")) == first
     assert captions.make_captions(attrs, random.Random("0/captions/train/8")) != first
+
+
+def test_eval_prompt_states_the_attributes_adherence_is_measured_on():
+    rendering = dict(instrument="cello", bpm=72, tonic="B-flat", mode="minor", meter="3/4", voices=4)
+    a = captions.describe(piece("bach/bwv66.6.mxl"), **rendering)
+    prompt = captions.eval_prompt(a)
+    assert "72 BPM" in prompt and "B-flat minor" in prompt and "cellos" in prompt and "chorale" in prompt
+    assert prompt == captions.eval_prompt(a)                                      # deterministic

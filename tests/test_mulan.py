@@ -62,3 +62,18 @@ def test_load_refuses_other_checkpoints(tmp_path):
         mulan.load(tmp_path / "missing.pt")
     with pytest.raises(train.CheckpointError, match="not a MuLan"):
         mulan.load("checkpoints/superres.pt")
+
+
+def test_shipped_model_pairs_real_clips_with_their_own_captions(real_clips):
+    # Table 6's two references on real clips: each clip's similarity to its own caption must beat its similarity
+    # to other clips' captions (a shuffled pairing; here the mean over every pairing), with the shipped checkpoint.
+    import evaluate
+    scorer = mulan.load("checkpoints/mulan.pt")
+    audio = torch.stack([evaluate.read_clip(r["file"]) for r in real_clips])
+    a = scorer.embed_audio(audio, evaluate.SET_RATE)
+    t = scorer.embed_text([r["captions"][0] for r in real_clips])
+    sims = a @ t.T                                                   # (clips, captions)
+    matched = sims.diag().mean()
+    n = len(sims)
+    shuffled = (sims.sum() - sims.diag().sum()) / (n * (n - 1))
+    assert matched > shuffled + 0.05, (matched, shuffled)

@@ -63,3 +63,28 @@ def test_vocabulary_is_reproducible_and_its_claims_are_true_of_the_text():
 def test_canonical_key_makes_enharmonics_equal():
     assert captions.canonical_key("D-flat", "major") == captions.canonical_key("C-sharp", "major") == "C-sharp major"
     assert captions.canonical_key("B-flat", "minor") == "B-flat minor"
+
+
+def test_make_pseudo_label_writes_a_training_folder_listing(tmp_path, capsys):
+    import json
+
+    import numpy as np
+    import soundfile as sf
+
+    import data
+    rate = 24000
+    t = np.arange(12 * rate) / rate
+    for i, f in enumerate((220.0, 440.0, 880.0)):
+        sf.write(tmp_path / f"tone{i}.wav", (0.2 * np.sin(2 * np.pi * f * t)).astype(np.float32), rate)
+    (tmp_path / "broken.wav").write_bytes(b"not audio")                 # skipped with a warning, not fatal
+    assert pseudolabel.main(["--data", str(tmp_path), "--vocabulary", "300"]) == 0
+    lines = [json.loads(x) for x in (tmp_path / "captions.jsonl").read_text().splitlines()]
+    assert [x["path"] for x in lines] == ["tone0.wav", "tone1.wav", "tone2.wav"]
+    long_form = {text for text, _ in captions.vocabulary(300)[0]}
+    for x in lines:
+        assert len(x["captions"]) == 4 and set(x["captions"][:3]) <= long_form
+        assert len(x["captions"][3].split(", ")) == 6                   # six short tags, as one caption
+    assert len(data.index_folder(tmp_path)) == 3                         # a folder the training loop can read
+    assert pseudolabel.main(["--data", str(tmp_path)]) == 2              # never overwrites a listing
+    assert "already exists" in capsys.readouterr().err
+    assert pseudolabel.main(["--data", str(tmp_path / "nowhere")]) == 2
