@@ -304,9 +304,8 @@ def imagined_attributes(rng):
 
 def canonical_key(tonic, mode):
     """('D-flat', 'major') -> 'C-sharp major' spelled as TONICS does, so enharmonic spellings compare equal."""
-    pc = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}[tonic[0]]
-    pc += tonic.count("sharp") - tonic.count("flat")
-    return f"{TONICS[pc % 12]} {mode}"
+    from mir import pitch_class           # here: building the corpus needs captions.py, never mir.py's torch
+    return f"{TONICS[pitch_class(tonic)]} {mode}"
 
 
 def truth_claims(a):

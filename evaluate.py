@@ -44,7 +44,6 @@ import mir
 import train
 
 SET_RATE = 24000                 # what the cascade writes, and the corpus's rate
-TEMPO_TOLERANCE = 0.10           # the "within 10%"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -190,7 +189,7 @@ class Judge:
         tempo_ok, key_ok = [], []
         for audio, j in zip(audios, pairing):
             bpm = mir.estimate_tempo(audio.numpy(), SET_RATE)
-            tempo_ok.append(abs(bpm - rows[j]["bpm"]) <= TEMPO_TOLERANCE * rows[j]["bpm"])
+            tempo_ok.append(mir.tempo_hits(bpm, rows[j]["bpm"])[0])          # within 10% of the prompt's
             tonic, mode = mir.estimate_key(audio.numpy(), SET_RATE)
             key_ok.append(mode == rows[j]["mode"] and mir.same_key(tonic, rows[j]["key"]))
         heard = self.instrument(emb["mulan"])

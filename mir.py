@@ -330,7 +330,7 @@ def estimate_key(audio, rate):
 # ----------------------------------------------------------------------------------------------------------------
 # 5. Validation against the corpus labels
 
-def _tempo_hits(estimate, label):
+def tempo_hits(estimate, label):
     """-> (within 10% of the label, within 10% of the label times 1, 2, 3, 1/2 or 1/3): Accuracy1 and 2."""
     ratios = estimate / (label * np.array([1, 2, 3, 1 / 2, 1 / 3]))
     hits = np.abs(ratios - 1) <= 0.1
@@ -365,7 +365,7 @@ def validate(folder="data/music21", split="test", limit=None):
         tonic, mode = estimate_key(audio, rate)
         seconds["tempo"] += t1 - t0
         seconds["key"] += time.perf_counter() - t1
-        hit1, hit2 = _tempo_hits(bpm, label["bpm"])
+        hit1, hit2 = tempo_hits(bpm, label["bpm"])
         rows.append({"path": label["path"], "group": label.get("group"), "meter": label.get("meter"),
                      "bpm": label["bpm"], "estimated_bpm": round(bpm, 1), "tempo_ok": hit1, "tempo_ok_any_factor": hit2,
                      "key": f"{label['key']} {label['mode']}", "estimated_key": f"{tonic} {mode}",

@@ -23,10 +23,8 @@ import argparse
 import json
 import logging
 import sys
-from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
 import torch
 

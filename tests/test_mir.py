@@ -186,6 +186,6 @@ def test_validate_on_a_tiny_corpus(tmp_path, capsys):
 
 
 def test_accuracy_two_allows_metrical_factors():
-    assert mir._tempo_hits(100, 100) == (True, True)
-    assert mir._tempo_hits(150, 50) == (False, True) and mir._tempo_hits(66, 133) == (False, True)
-    assert mir._tempo_hits(150, 100) == (False, False)                # 3:2 is a different pulse, not a level
+    assert mir.tempo_hits(100, 100) == (True, True)
+    assert mir.tempo_hits(150, 50) == (False, True) and mir.tempo_hits(66, 133) == (False, True)
+    assert mir.tempo_hits(150, 100) == (False, False)                # 3:2 is a different pulse, not a level

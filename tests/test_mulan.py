@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 
 import mulan
-import text_encoder
 import train
 
 
