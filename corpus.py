@@ -25,6 +25,7 @@ Usage: python data.py build [--out data/music21] [--train 2000] [--test 200] [--
 """
 
 import argparse
+import gzip
 import importlib.util
 import json
 import math
@@ -189,17 +190,14 @@ def find_key(score):
     return tonic, key.mode if key.mode in ("major", "minor") else "major"
 
 
-def render(notes, programs, seconds_per_quarter, start, period, seconds, soundfont, rng):
-    """Plays `seconds` of the piece from quarter-note position `start`, looping it every `period` quarter notes.
-    notes: [(onset, duration, midi, part)]; programs: one General MIDI program per part -> (seconds * RATE,) float32."""
-    import tinysoundfont
-    synth = tinysoundfont.Synth(samplerate=RATE)                      # a fresh synth: no tails from the last clip
-    font = synth.sfload(soundfont)
-    channels = [p if p < 9 else p + 1 for p in range(len(programs))]  # channel 9 is General MIDI's drum kit
-    for channel, program in zip(channels, programs):
-        synth.program_select(channel, font, 0, program)
+def schedule(notes, parts, seconds_per_quarter, start, period, seconds, rng):
+    """The MIDI events of `seconds` of the piece from quarter-note position `start`, looping it every `period`
+    quarter notes. notes: [(onset, duration, midi, part)]; parts: how many parts (channel per part) ->
+    [(time s, 0 = off | 1 = on, channel, key, velocity)], sorted. All the randomness of the sound is drawn here, so
+    the events alone (a clip's "recipe") rebuild the clip exactly, with no score and no music21."""
+    channels = [p if p < 9 else p + 1 for p in range(parts)]          # channel 9 is General MIDI's drum kit
     loudness = rng.integers(70, 111)                                  # [choice] one dynamic level per clip
-    events = []                                                       # (time s, 0 = off | 1 = on, channel, key, vel)
+    events = []
     for cycle in range(math.floor(start / period), math.floor((start + seconds / seconds_per_quarter) / period) + 1):
         for onset, duration, midi, part in notes:
             t_on = (cycle * period + onset - start) * seconds_per_quarter
@@ -211,6 +209,16 @@ def render(notes, programs, seconds_per_quarter, start, period, seconds, soundfo
             velocity = int(np.clip(loudness + rng.integers(-6, 7), 1, 127))
             events += [(max(t_on, 0.0), 1, channel, midi, velocity), (t_off, 0, channel, midi, 0)]
     events.sort()                                                     # at equal times, note-offs first
+    return events
+
+
+def synthesize(events, programs, seconds, soundfont):
+    """Plays the events with one General MIDI program per part -> (seconds * RATE,) float32 mono."""
+    import tinysoundfont
+    synth = tinysoundfont.Synth(samplerate=RATE)                      # a fresh synth: no tails from the last clip
+    font = synth.sfload(soundfont)
+    for part, program in enumerate(programs):
+        synth.program_select(part if part < 9 else part + 1, font, 0, program)
     total, done, chunks = round(seconds * RATE), 0, []
     for t, is_on, channel, midi, velocity in events:
         target = min(round(t * RATE), total)
@@ -241,8 +249,9 @@ def default_soundfont():
     return str(path)
 
 
-def make_clip(piece, seed, seconds, soundfont):
-    """One piece -> (audio, attributes). Everything random comes from `seed`."""
+def plan_clip(piece, seed, seconds):
+    """One piece -> its recipe {"events", "programs", "attrs"}: everything but the sound. Needs music21; all that is
+    random comes from `seed`."""
     from music21 import corpus
     rng = np.random.default_rng(seed)
     score = corpus.parse(piece["path"], number=piece["number"])
@@ -258,32 +267,61 @@ def make_clip(piece, seed, seconds, soundfont):
     start = math.floor(rng.uniform(0, period - length) / bar) * bar if period > length else 0.0
     parts = sorted({n[3] for n in notes})                                # renumber the parts that have notes
     notes = [(o, d, m, parts.index(p)) for o, d, m, p in notes]
-    audio = normalize(render(notes, part_programs, seconds_per_quarter, start, period, seconds, soundfont, rng))
+    events = schedule(notes, len(part_programs), seconds_per_quarter, start, period, seconds, rng)
     tonic, mode = find_key(score)
     attrs = describe(piece, instrument=name, bpm=bpm, tonic=tonic, mode=mode, meter=meter, voices=voices)
     attrs.update(programs=part_programs, start_quarter=start, loops=math.ceil((start + length) / period),
-                 seconds=seconds, rate=RATE, samples=len(audio), soundfont=Path(soundfont).name)
+                 seconds=seconds, rate=RATE)
+    return {"events": events, "programs": part_programs, "attrs": attrs}
+
+
+def play(recipe, seconds, soundfont):
+    """A recipe -> (audio, attributes): the clip's sound, bit for bit the same wherever it is played."""
+    audio = normalize(synthesize(recipe["events"], recipe["programs"], seconds, soundfont))
+    attrs = dict(recipe["attrs"], samples=len(audio), soundfont=Path(soundfont).name)
     return audio.astype(np.float32), attrs
 
 
-def _work(job):
-    """Worker: render one planned clip (trying its fallback pieces in turn) -> (plan, attrs or None, failures)."""
-    plan, folder, seconds, soundfont, seed = job
+def _first_playable(plan, seconds, soundfont):
+    """The plan's piece, or the first of its fallbacks that parses and sounds -> (recipe, audio, attrs, failures)."""
     failures = []
     for piece in plan["candidates"]:
         try:
-            audio, attrs = make_clip(piece, plan["seed"], seconds, soundfont)
+            recipe = plan_clip(piece, plan["seed"], seconds)
+            return recipe, *play(recipe, seconds, soundfont), failures
         except Exception as err:
             first_line = str(err).splitlines()[0][:100] if str(err) else ""
             failures.append(f"{piece['id']}: {type(err).__name__}: {first_line}")
-            continue
-        path = Path(folder) / plan["file"]
-        tmp = path.with_name(f".{path.name}.tmp")
-        sf.write(tmp, audio, RATE, format="FLAC", subtype="PCM_16")
-        os.replace(tmp, path)                                  # the audio is complete before any line names it
-        attrs["captions"] = make_captions(attrs, random.Random(f"{seed}/captions/{plan['split']}/{plan['index']}"))
-        return plan, {"path": f"{plan['split']}/{plan['file']}", "split": plan["split"], **attrs}, failures
-    return plan, None, failures
+    return None, None, None, failures
+
+
+def _work(job):
+    """Worker: render one planned clip, from its recipe if the job carries one (no music21 then), else from the
+    score -> (plan, attrs or None, failures)."""
+    plan, folder, seconds, soundfont, seed = job
+    if "recipe" in plan:
+        recipe, failures = plan["recipe"], []
+        audio, attrs = play(recipe, seconds, soundfont)
+    else:
+        recipe, audio, attrs, failures = _first_playable(plan, seconds, soundfont)
+        if recipe is None:
+            return plan, None, failures
+    path = Path(folder) / plan["file"]
+    tmp = path.with_name(f".{path.name}.tmp")
+    sf.write(tmp, audio, RATE, format="FLAC", subtype="PCM_16")
+    os.replace(tmp, path)                                      # the audio is complete before any line names it
+    attrs["captions"] = make_captions(attrs, random.Random(f"{seed}/captions/{plan['split']}/{plan['index']}"))
+    return plan, {"path": f"{plan['split']}/{plan['file']}", "split": plan["split"], **attrs}, failures
+
+
+def _recipe_work(job):
+    """Worker for --export-recipes: one planned clip -> (plan, recipe line or None, failures). It plays the clip
+    too, so a fallback replaces a silent piece exactly as in a build."""
+    plan, _folder, seconds, soundfont, _seed = job
+    recipe, _audio, _attrs, failures = _first_playable(plan, seconds, soundfont)
+    line = None if recipe is None else {"split": plan["split"], "index": plan["index"], "file": plan["file"],
+                                        "recipe": recipe}
+    return plan, line, failures
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -301,53 +339,94 @@ def _read_done(path):
     return {json.loads(line)["path"] for line in text.splitlines() if line.strip()}
 
 
-def build(out, n_train=2000, n_test=200, seed=0, workers=1, seconds=30.0, soundfont=None, groups=tuple(GROUPS)):
-    """Render the corpus into `out`; returns {"written", "present", "failed", "skipped"} counts."""
-    from tqdm import tqdm
-    out, soundfont = Path(out), soundfont or default_soundfont()
-    t0 = time.time()
-    splits = split_works(list_works(groups), seed)
-    metadata = out / "metadata.jsonl"
+def _planned_jobs(out, n_train, n_test, seed, seconds, soundfont, groups, recipes):
+    """The clips still to render -> (jobs, how many are already there). From music21's scores, or, with `recipes`
+    (a file from --export-recipes), from the recipes it holds: then music21 is not needed at all."""
+    if recipes:
+        with gzip.open(recipes, "rt", encoding="utf-8") as f:
+            lines = [json.loads(line) for line in f if line.strip()]
+        by_split = {s: sorted((ln for ln in lines if ln["split"] == s), key=lambda ln: ln["index"])
+                    for s in ("test", "train")}
+        plans = {"test": by_split["test"][:n_test], "train": by_split["train"][:n_train]}
+    else:
+        splits = split_works(list_works(groups), seed)
+        plans = {split: plan_clips(splits[split], split, n, seed) for split, n in (("test", n_test), ("train", n_train))}
     jobs, present = [], 0
-    for split, n in (("test", n_test), ("train", n_train)):     # test first: training previews read it early
+    for split in ("test", "train"):                         # test first: training previews read it early
         (out / split).mkdir(parents=True, exist_ok=True)
         done = _read_done(out / split / "captions.jsonl")
-        for plan in plan_clips(splits[split], split, n, seed):
+        for plan in plans[split]:
             if plan["file"] in done:
                 present += 1
             else:
                 jobs.append((plan, str(out / split), seconds, soundfont, seed))
-    in_metadata = _read_done(metadata)
-    failed, skipped, written = Counter(), 0, 0
-    print(f"{out}: {present} clips already there, {len(jobs)} to render with {workers} worker(s)")
+    return jobs, present
+
+
+def _results(function, jobs, workers):
+    """function(job) for every job, in `workers` processes (in the order they finish), as a tqdm iterator."""
+    from tqdm import tqdm
     if workers > 1:
         import multiprocessing
         pool = multiprocessing.get_context("spawn").Pool(workers, maxtasksperchild=200)
-        results = pool.imap_unordered(_work, jobs)
+        results = pool.imap_unordered(function, jobs)
     else:
-        pool, results = None, map(_work, jobs)
+        pool, results = None, map(function, jobs)
     try:
-        with open(metadata, "a", encoding="utf-8") as meta_file:
-            for plan, attrs, failures in tqdm(results, total=len(jobs), desc="rendering", unit="clip"):
-                failed.update(f.split(":")[0] for f in failures)
-                if attrs is None:
-                    skipped += 1
-                    continue
-                if attrs["path"] not in in_metadata:
-                    meta_file.write(json.dumps(attrs, ensure_ascii=False) + "\n")
-                    meta_file.flush()
-                line = {"path": plan["file"], "captions": attrs["captions"]}
-                with open(out / plan["split"] / "captions.jsonl", "a", encoding="utf-8") as listing:
-                    listing.write(json.dumps(line, ensure_ascii=False) + "\n")     # last: the clip now exists
-                written += 1
+        yield from tqdm(results, total=len(jobs), desc="rendering", unit="clip")
     finally:
         if pool is not None:
             pool.terminate()
+
+
+def build(out, n_train=2000, n_test=200, seed=0, workers=1, seconds=30.0, soundfont=None, groups=tuple(GROUPS),
+          recipes=None):
+    """Render the corpus into `out`; returns {"written", "present", "failed", "skipped"} counts."""
+    out, soundfont = Path(out), soundfont or default_soundfont()
+    t0 = time.time()
+    jobs, present = _planned_jobs(out, n_train, n_test, seed, seconds, soundfont, groups, recipes)
+    metadata = out / "metadata.jsonl"
+    in_metadata = _read_done(metadata)
+    failed, skipped, written = Counter(), 0, 0
+    print(f"{out}: {present} clips already there, {len(jobs)} to render with {workers} worker(s)")
+    with open(metadata, "a", encoding="utf-8") as meta_file:
+        for plan, attrs, failures in _results(_work, jobs, workers):
+            failed.update(f.split(":")[0] for f in failures)
+            if attrs is None:
+                skipped += 1
+                continue
+            if attrs["path"] not in in_metadata:
+                meta_file.write(json.dumps(attrs, ensure_ascii=False) + "\n")
+                meta_file.flush()
+            line = {"path": plan["file"], "captions": attrs["captions"]}
+            with open(out / plan["split"] / "captions.jsonl", "a", encoding="utf-8") as listing:
+                listing.write(json.dumps(line, ensure_ascii=False) + "\n")     # last: the clip now exists
+            written += 1
     print(f"wrote {written} clips in {time.time() - t0:.0f} s ({present} were already there); "
           f"{skipped} planned clips skipped; {sum(failed.values())} score failures in {len(failed)} scores")
     for piece_id, count in failed.most_common(10):
         print(f"  failed: {piece_id} ({count}x)")
     return {"written": written, "present": present, "failed": sum(failed.values()), "skipped": skipped}
+
+
+def export_recipes(path, n_train=2000, n_test=200, seed=0, workers=1, seconds=30.0, soundfont=None,
+                   groups=tuple(GROUPS)):
+    """Write every planned clip's recipe (MIDI events, programs, attributes) to `path` (gzipped JSON lines,
+    ~3 MB for the whole corpus), so that `build(..., recipes=path)` makes the same corpus, bit for bit, on a
+    machine that cannot install music21 (an offline GPU server). Returns how many recipes were written."""
+    path, soundfont = Path(path), soundfont or default_soundfont()
+    splits = split_works(list_works(groups), seed)
+    jobs = [(plan, None, seconds, soundfont, seed)
+            for split, n in (("test", n_test), ("train", n_train)) for plan in plan_clips(splits[split], split, n, seed)]
+    lines = [line for _plan, line, _failures in _results(_recipe_work, jobs, workers) if line is not None]
+    lines.sort(key=lambda ln: (ln["split"], ln["index"]))
+    text = "".join(json.dumps(ln, separators=(",", ":")) + "\n" for ln in lines)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with gzip.open(tmp, "wt", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    print(f"wrote {len(lines)} recipes to {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return len(lines)
 
 
 def main(argv=None):
@@ -359,14 +438,26 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=1, help="rendering processes")
     parser.add_argument("--seconds", type=float, default=30.0, help="clip length (Sec. 3.5: 30 s)")
     parser.add_argument("--soundfont", default=None, help="a General MIDI .sf2 (default: pretty_midi's TimGM6mb)")
+    parser.add_argument("--export-recipes", metavar="FILE", default=None,
+                        help="write the clips' recipes (.jsonl.gz) instead of audio: carry them to a machine without "
+                             "music21 and build there with --recipes FILE")
+    parser.add_argument("--recipes", metavar="FILE", default=None,
+                        help="build from a --export-recipes file (needs no music21; the same audio bit for bit)")
     parser.add_argument("--groups", default=",".join(GROUPS), help=f"comma-separated subset of: {', '.join(GROUPS)}")
     args = parser.parse_args(argv)
     groups = tuple(g.strip() for g in args.groups.split(",") if g.strip())
     unknown = [g for g in groups if g not in GROUPS]
     if unknown:
         parser.error(f"unknown group(s) {unknown}; choose from {list(GROUPS)}")
+    if args.recipes and not Path(args.recipes).is_file():
+        parser.error(f"--recipes {args.recipes}: no such file; make one with --export-recipes on a machine with music21")
     try:
-        build(args.out, args.train, args.test, args.seed, args.workers, args.seconds, args.soundfont, groups)
+        if args.export_recipes:
+            export_recipes(args.export_recipes, args.train, args.test, args.seed, args.workers, args.seconds,
+                           args.soundfont, groups)
+        else:
+            build(args.out, args.train, args.test, args.seed, args.workers, args.seconds, args.soundfont, groups,
+                  args.recipes)
     except (FileNotFoundError, ImportError) as err:
         print(f"error: {err}")
         return 2

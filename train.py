@@ -58,6 +58,8 @@ COMMON = {
     "ema": (0.999, "EMA decay of the weights used for sampling (paper: 0.9999; lower suits short runs)"),
     "grad_clip": (1.0, "clip the global gradient norm to this (0 = off) [choice: the paper does not say]"),
     "ckpt_every": (200, "write <out>/last.pt every this many steps"),
+    "minutes": (0.0, "stop after this many minutes of training, writing last.pt first (0 = no limit); "
+                     "the learning-rate schedule still follows --steps, so --resume=true carries on exactly"),
     "sample_every": (500, "write a preview sample from the EMA weights every this many steps (0 = never)"),
     "preview_steps": (20, "sampling steps for previews"),
     "log_every": (10, "append the loss to <out>/log.jsonl every this many steps"),
@@ -124,8 +126,8 @@ def parse_config(stage, argv):
     for key in POSITIVE:
         if key in cfg and cfg[key] <= 0:
             raise TrainingError(f"--{key} must be positive, got {cfg[key]}.")
-    if cfg["workers"] < 0 or cfg["sample_every"] < 0 or cfg["lr"] <= 0:
-        raise TrainingError("--workers and --sample_every cannot be negative, and --lr must be positive.")
+    if cfg["workers"] < 0 or cfg["sample_every"] < 0 or cfg["lr"] <= 0 or cfg["minutes"] < 0:
+        raise TrainingError("--workers, --sample_every and --minutes cannot be negative, and --lr must be positive.")
     cfg["out"] = cfg["out"] or f"runs/{stage.NAME}"
     cfg["decay_steps"] = cfg["decay_steps"] or cfg["steps"]
     return SimpleNamespace(**cfg)
@@ -384,7 +386,10 @@ def _train(stage, cfg):
             with open(out / "log.jsonl", "a") as f:
                 f.write(json.dumps({"step": done, "loss": total, "lr": lr_at(step, cfg),
                                     "seconds": round(time.time() - t0, 2)}) + "\n")
-        if rank == 0 and (done % cfg.ckpt_every == 0 or done == cfg.steps):
+        # A time budget (a lent GPU, a cluster slot) ends the run at a step boundary; every process sees the same
+        # decision, because process 0's clock is broadcast.
+        out_of_time = bool(cfg.minutes) and _all_agree(time.time() - t0 > cfg.minutes * 60, world, device)
+        if rank == 0 and (done % cfg.ckpt_every == 0 or done == cfg.steps or out_of_time):
             save_checkpoint(ckpt_path, {
                 "format": FORMAT, "stage": stage.NAME, "unet": asdict(unet_cfg), "config": vars(cfg),
                 "step": done, "loss": total, "model": model.state_dict(), "ema": ema_model.state_dict(),
@@ -393,8 +398,22 @@ def _train(stage, cfg):
                 "rng": {"scheme": "seeded(seed, step, rank, micro)", "seed": cfg.seed}})
         if rank == 0 and cfg.sample_every and (done % cfg.sample_every == 0 or done == cfg.steps):
             write_preview(stage, ema_model, preview_batch, ctx, out / "samples" / f"step{done:07d}")
+        if out_of_time and done < cfg.steps:
+            bar.close()
+            _log(rank, f"stopped by --minutes={cfg.minutes:g} at step {done} of {cfg.steps}: {ckpt_path}; "
+                       f"--resume=true continues it")
+            return
     bar.close()
     _log(rank, f"done: {ckpt_path} at step {cfg.steps}")
+
+
+def _all_agree(flag, world, device):
+    """Process 0's boolean, the same on every process (a no-op for one process)."""
+    if world == 1:
+        return flag
+    value = torch.tensor([float(flag)], device=device)
+    dist.broadcast(value, src=0)
+    return bool(value.item())
 
 
 def _autocast(module):

@@ -62,6 +62,28 @@ def test_resume_is_exact(tmp_path, tiny_corpus):
         assert_same(a, b)
 
 
+def test_time_budget_stops_with_a_checkpoint_and_resumes_exactly(tmp_path, tiny_corpus, monkeypatch):
+    """--minutes ends a run at a step boundary with last.pt written (even between --ckpt_every), and a resumed run
+    ends with the same weights as one that never stopped. A fake clock makes each step take 40 s."""
+    stage = stage3_superres.STAGE
+    clock = {"now": 0.0}
+
+    def slow_loss(model, batch, ctx):
+        clock["now"] += 40.0
+        return stage.loss(model, batch, ctx)
+    train.train(stage, config(stage, tmp_path / "straight", tiny_corpus, "--steps=5", "--ckpt_every=100"))
+    monkeypatch.setattr(train.time, "time", lambda: clock["now"])
+    timed = SimpleNamespace(**{**vars(stage), "loss": slow_loss})
+    train.train(timed, config(stage, tmp_path / "split", tiny_corpus, "--steps=5", "--ckpt_every=100", "--minutes=1"))
+    assert weights(tmp_path / "split" / "last.pt")[0] == 2                 # 80 s > 1 minute after step 2
+    monkeypatch.undo()
+    train.train(stage, config(stage, tmp_path / "split", tiny_corpus, "--steps=5", "--ckpt_every=100", "--resume=true"))
+    straight, split = weights(tmp_path / "straight" / "last.pt"), weights(tmp_path / "split" / "last.pt")
+    assert straight[0] == split[0] == 5
+    for a, b in zip(straight[1:], split[1:]):
+        assert_same(a, b)
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_corpus):
     stage = stage3_superres.STAGE
     calls = {"n": 0}
