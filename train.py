@@ -416,11 +416,13 @@ def _all_agree(flag, world, device):
     return bool(value.item())
 
 
-def _autocast(module):
-    """The network's forward under bf16 autocast, its output back in float32 for the loss."""
+def _autocast(module, device_type="cuda"):
+    """The network's forward under bf16 autocast, its output back in float32 for the loss: one tensor (a U-Net) or
+    a tuple of them (mulan.py's two towers and temperature)."""
     def forward(*args, **kwargs):
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            return module(*args, **kwargs).float()
+        with torch.autocast(device_type, dtype=torch.bfloat16):
+            out = module(*args, **kwargs)
+        return tuple(o.float() for o in out) if isinstance(out, tuple) else out.float()
     return forward
 
 

@@ -159,3 +159,15 @@ def test_two_process_ddp_checkpoint_loads_in_one_process(tmp_path, tiny_corpus):
     model = train.model_from_checkpoint(ckpt)                 # a plain single-process model loads DDP's weights
     x = torch.zeros(1, 1, 600)
     assert model(x, torch.full((1,), 0.5), cond=x, cond_noise=torch.zeros(1)).shape == x.shape
+
+
+def test_bf16_wrapper_returns_float32_for_tensor_and_tuple_outputs():
+    """The GPU's bf16 autocast wrapper (run here with CPU autocast): a U-Net's single tensor and MuLan's tuple both
+    come back in float32, close to the float32 forward."""
+    lin = torch.nn.Linear(8, 8)
+    x = torch.randn(4, 8)
+    one = train._autocast(lin, "cpu")(x)
+    pair = train._autocast(lambda v: (lin(v), lin(v).sum(1)), "cpu")(x)
+    assert one.dtype == torch.float32 and torch.allclose(one, lin(x), atol=0.05)
+    assert isinstance(pair, tuple) and all(p.dtype == torch.float32 for p in pair)
+    assert torch.allclose(pair[1], lin(x).sum(1), atol=0.2)
