@@ -16,10 +16,12 @@ The paper measures two things, and so do we, on the test split of our corpus (wo
                  real clips: that row says how far the numbers of generated clips can be trusted.
 
     make eval    [N=16] [SECONDS=30]  the test split's first N clips -> a prompt each (captions.eval_prompt) ->
-                 both routes; prints a table shaped like Tables 5 and 6 and writes runs/eval/table.json
+                 both routes; prints a table shaped like Tables 5 and 6 and writes runs/eval/eval.json
     make sweep   [N=8] [ROUTE=wave]   Fig. 2 at small scale: generator guidance in {1, 2, 5, 10, 15} and its F, U,
                  B step schedules, one setting varied at a time from Table 3's; FAD against similarity as a picture
     python evaluate.py validate       the estimators and the instrument retrieval on every real test clip
+    python evaluate.py denoise        each generator's diffusion loss on real test clips against a model-free
+                                      baseline: has it learned anything about the music at all?
 
 Generated clips are kept under runs/eval/ (and runs/sweep/), one WAV each, named by their settings, so an
 interrupted evaluation resumes without generating anything twice. Sizes are tiny next to the paper's (5.5k
@@ -291,11 +293,85 @@ def validate(args, judge):
             "sim_audio_text": scores["sim_audio_text"]}
 
 
+def channel_gaussian_denoiser(x0, schedule, objective):
+    """(N, C, T) real signals -> model_fn(x_t, t): the best denoiser that knows only each channel's mean and variance
+    (a Gaussian prior, every sample on its own): x0_hat = mean + alpha var / (alpha^2 var + sigma^2) (x_t - alpha
+    mean), returned in the objective's parameterization."""
+    import diffusion
+    mean, var = x0.mean(dim=(0, 2), keepdim=True), x0.var(dim=(0, 2), keepdim=True)         # (1, C, 1) each
+
+    def model_fn(x_t, t):
+        alpha, sigma = (a[:, None, None] for a in diffusion.alpha_sigma(t, schedule))
+        x0_hat = mean + alpha * var / (alpha ** 2 * var + sigma ** 2) * (x_t - alpha * mean)
+        eps = diffusion.eps_from_x0(x0_hat, x_t, alpha, sigma)
+        return eps if objective == "eps" else alpha * eps - sigma * x0_hat            # v = alpha eps - sigma x0
+    return model_fn
+
+
+def denoise(args):
+    """Each generator's own training loss (its schedule, weight and objective; t and noise fixed by seed) on the
+    first N real test clips with their prompts, next to a baseline with no network: the Gaussian denoiser that knows
+    each channel's mean and variance over these clips (each mel bin's, on the spectrogram route). A generator that
+    does not beat it has learned nothing about the music beyond its average spectrum."""
+    import diffusion
+    import sample
+    import stage1_generator
+    import text_encoder
+    from types import SimpleNamespace
+    rows = test_set(args.data, args.n)
+    result = {}
+    for name in ("waveform-generator", "spectrogram-generator"):
+        model, cfg = sample.load_stage(args.checkpoints, name, torch.device("cpu"))
+        cfg = SimpleNamespace(**cfg)
+        rate = data.MEL_RATE if cfg.repr == "spec" else stage1_generator.WAVE_RATE
+        audio = torch.stack([read_clip(r["file"], rate)[: round(cfg.seconds * rate)] for r in rows])
+        x0 = stage1_generator.to_x0(audio, cfg)                                 # (N, 1, T) or (N, 80, F)
+        t5 = text_encoder.load_t5(cfg.t5 or text_encoder.DEMO_T5_DIR)
+        emb, mask = text_encoder.TextEmbeddingCache(t5, max_length=cfg.text_length)([r["prompt"] for r in rows])
+        no_model = channel_gaussian_denoiser(x0, cfg.schedule, cfg.objective)
+        losses = {}
+        for label, fn in (("model", lambda x_t, t: model(x_t, t, text_emb=emb, text_mask=mask)),
+                          ("no model", no_model)):
+            with torch.no_grad():
+                values = [diffusion.diffusion_loss(fn, x0, schedule=cfg.schedule, objective=cfg.objective,
+                                                   weight=cfg.weight, generator=torch.Generator().manual_seed(s))[0]
+                          for s in range(4)]
+            losses[label] = float(torch.stack(values).mean())
+        losses["ratio"] = losses["model"] / losses["no model"]
+        print(f"{name}: loss {losses['model']:.5f}, no-model baseline {losses['no model']:.5f} "
+              f"(ratio {losses['ratio']:.2f}; {cfg.weight} weight, {cfg.schedule} schedule)")
+        result[name] = losses
+    return result
+
+
+def _with_judge(args):
+    """The commands that score audio with MuLan: validate, eval, sweep -> their result."""
+    import mulan
+    scorer = mulan.load(args.mulan)
+    reference = test_set(args.data, 0)
+    rows = reference[: args.n] if args.n else reference
+    print(f"reference: {len(reference)} real test clips; {len(rows)} prompts")
+    judge = Judge(scorer, [read_clip(r["file"]) for r in reference])
+    if args.command == "validate":
+        result = validate(args, judge)
+        print(json.dumps(result, indent=2))
+    elif args.command == "eval":
+        result = run_eval(args, judge, rows)
+        print("\n" + format_table(result))
+    else:
+        result = run_sweep(args, judge, rows)
+        print("\n" + format_table(result))
+        plot_sweep(result, Path(args.out) / "sweep.png",
+                   f"Generator settings, {args.route} route, {len(rows)} test prompts (cf. Fig. 2)")
+        print(f"wrote {Path(args.out) / 'sweep.png'}")
+    return result
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python evaluate.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["eval", "sweep", "validate"])
+    parser.add_argument("command", choices=["eval", "sweep", "validate", "denoise"])
     parser.add_argument("--data", default="data/music21", help="the corpus (make data)")
-    parser.add_argument("--n", type=int, default=None, help="test prompts (eval 16, sweep 8, validate all)")
+    parser.add_argument("--n", type=int, default=None, help="test prompts (eval 16, sweep 8, validate all, denoise 8)")
     parser.add_argument("--seconds", type=float, default=30.0, help="length of each generated clip")
     parser.add_argument("--routes", default="wave,spec", help="eval: routes to generate with")
     parser.add_argument("--route", default="wave", choices=["wave", "spec"], help="sweep: the route to sweep")
@@ -305,37 +381,20 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="seed of the shuffled pairing")
     args = parser.parse_args(argv)
     args.out = args.out or f"runs/{args.command}"
-    args.n = args.n if args.n is not None else {"eval": 16, "sweep": 8, "validate": 0}[args.command]
+    args.n = args.n if args.n is not None else {"eval": 16, "sweep": 8, "validate": 0, "denoise": 8}[args.command]
     if args.n < 0 or (args.command != "validate" and args.n < 2):
         parser.error("--n must be at least 2: FAD and the shuffled pairing need two clips or more.")
     if not 1.0 <= args.seconds <= 60.0:
         parser.error(f"--seconds must lie in 1..60 (the models were trained on 30 s clips), not {args.seconds}.")
-    import mulan
     import sample
+    t0 = time.time()
     try:
-        scorer = mulan.load(args.mulan)
-        reference = test_set(args.data, 0)
-        rows = reference[: args.n] if args.n else reference
-        print(f"reference: {len(reference)} real test clips; {len(rows)} prompts")
-        judge = Judge(scorer, [read_clip(r["file"]) for r in reference])
-        t0 = time.time()
-        if args.command == "validate":
-            result = validate(args, judge)
-            print(json.dumps(result, indent=2))
-        elif args.command == "eval":
-            result = run_eval(args, judge, rows)
-            print("\n" + format_table(result))
-        else:
-            result = run_sweep(args, judge, rows)
-            print("\n" + format_table(result))
-            plot_sweep(result, Path(args.out) / "sweep.png",
-                       f"Generator settings, {args.route} route, {len(rows)} test prompts (cf. Fig. 2)")
-            print(f"wrote {Path(args.out) / 'sweep.png'}")
+        result = denoise(args) if args.command == "denoise" else _with_judge(args)
     except (FileNotFoundError, train.CheckpointError, sample.SampleError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     record = {"command": " ".join(["python evaluate.py"] + (argv if argv is not None else sys.argv[1:])),
-              "machine": machine(), "seconds_taken": round(time.time() - t0), "n": len(rows),
+              "machine": machine(), "seconds_taken": round(time.time() - t0), "n": args.n,
               "clip_seconds": args.seconds, "result": result}
     path = Path(args.out) / f"{args.command}.json"
     audio_io.atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))

@@ -427,8 +427,11 @@ PRESETS: dict[str, UNetConfig] = {
     "tiny-waveform-generator": _tiny("paper-waveform-generator", 32, (1, 2, 2, 3, 3, 3), (2, 2, 2, 1, 1, 1)),
     # widths 32, 64, 96, 128, 128 (cross-attention at depths 4-5)
     "tiny-waveform-cascader": _tiny("paper-waveform-cascader", 8, (4, 8, 12, 16, 16), (1, 1, 1, 1, 2)),
-    # widths 64, 96, 96, 96, 96 (self- and cross-attention at depths 4-5)
-    "tiny-spectrogram-generator": _tiny("paper-spectrogram-generator", 32, (2, 3, 3, 3, 3), (2, 1, 1, 1, 1)),
+    # widths 96 at every depth (self- and cross-attention at depths 4-5). [choice] base 96, not 32: the full frame
+    # rate has no block, only the entry conv and the depth-1 skip, so a base narrower than the 80 mel bins squeezes
+    # each frame through fewer channels than it has, and the model cannot even pass a lightly noised spectrogram
+    # through. With base 32 it learned little more than each bin's mean (measured in the README). Paper: 256.
+    "tiny-spectrogram-generator": _tiny("paper-spectrogram-generator", 96, (1, 1, 1, 1, 1), (2, 1, 1, 1, 1)),
     # widths 16, 48, 96, 192 (the spectrogram is added at 192 channels, 100 frames/s)
     "tiny-vocoder": _tiny("paper-vocoder", 8, (2, 6, 12, 24), (1, 1, 2, 2)),
     # widths 16, 64, 128, 128

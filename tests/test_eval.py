@@ -58,3 +58,24 @@ def test_table_marks_missing_values():
     text = evaluate.format_table({"ground truth": {"sim_audio_text": 0.5, "FAD_mel": None, "tempo": 0.9}})
     row = text.splitlines()[1]
     assert "0.500" in row and "90%" in row and row.split()[2] == "-"
+
+
+def test_channel_gaussian_denoiser_reaches_the_closed_form_error():
+    """On Gaussian signals the baseline of `evaluate.py denoise` is the optimal denoiser, and its v-loss at time t
+    is the closed form var / (alpha^2 var + sigma^2) (v_hat - v = -(x0_hat - x0) / sigma, and the MMSE of x0 is
+    var sigma^2 / (alpha^2 var + sigma^2)); a channel with a larger variance, a larger error."""
+    import torch
+    import diffusion
+    g = torch.Generator().manual_seed(0)
+    std = torch.tensor([0.2, 1.0, 3.0])[None, :, None]
+    x0 = 0.5 + std * torch.randn(64, 3, 4000, generator=g)                       # (N, C, T), mean 0.5
+    fn = evaluate.channel_gaussian_denoiser(x0, "cosine", "v")
+    t = torch.full((64,), 0.4)
+    alpha, sigma = diffusion.alpha_sigma(t[:1], "cosine")
+    noise = torch.randn(x0.shape, generator=g)
+    x_t = alpha * x0 + sigma * noise
+    err = (fn(x_t, t) - diffusion.target(x0, noise, alpha, sigma, "v")).pow(2).mean(dim=(0, 2))   # (C,)
+    closed = std.flatten() ** 2 / (alpha ** 2 * std.flatten() ** 2 + sigma ** 2)
+    assert torch.allclose(err, closed, rtol=0.03)
+    eps_err = evaluate.channel_gaussian_denoiser(x0, "cosine", "eps")(x_t, t) - noise
+    assert torch.allclose(eps_err.pow(2).mean(dim=(0, 2)), alpha ** 2 * closed, rtol=0.03)   # eps error = alpha v error

@@ -215,3 +215,12 @@ def test_tiny_unet_overfits_one_waveform():
     with torch.no_grad():
         after = loss(t_eval, noise_eval).item()
     assert after < before / 10, f"loss {before:.4f} -> {after:.4f}"
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_full_rate_is_at_least_as_wide_as_the_input(name):
+    """No block runs at the full rate: the entry conv and the depth-1 skip carry every sample's detail past the
+    downsampling. Narrower than the input (the 80 mel bins), they squeeze it; the base-32 spectrogram generator
+    trained that way learned little more than each bin's mean (README, "What the demo checkpoints are")."""
+    cfg = PRESETS[name]
+    assert cfg.base_channels >= cfg.in_channels + cfg.cond_channels
