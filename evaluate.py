@@ -120,14 +120,16 @@ def derangement(n, seed=0):
     return out
 
 
-def settings_label(route, settings, seconds):
-    """A folder name for one route's sampling settings: route, length and a short hash of the route's stages'
-    settings, so a changed default never reuses clips made with the old one."""
+def settings_label(route, settings, seconds, checkpoints="checkpoints"):
+    """A folder name for one route's clips: route, length and a short hash of the route's stages' settings and of
+    their checkpoint files' bytes, so that neither a changed default nor a retrained stage reuses old clips."""
     import hashlib
     import sample
-    used = {name: settings[name] for name in sample.ROUTES[route]}
-    digest = hashlib.sha1(json.dumps(used, sort_keys=True).encode()).hexdigest()[:10]
-    return f"{route}-{seconds:g}s-{digest}"
+    digest = hashlib.sha1(json.dumps({name: settings[name] for name in sample.ROUTES[route]}, sort_keys=True).encode())
+    for name in sample.ROUTES[route]:
+        path = Path(checkpoints) / f"{name}.pt"
+        digest.update(path.read_bytes() if path.is_file() else b"missing")   # a missing one fails later, clearly
+    return f"{route}-{seconds:g}s-{digest.hexdigest()[:10]}"
 
 
 def generate_set(rows, route, seconds, settings, folder, checkpoints="checkpoints"):
@@ -235,7 +237,7 @@ def run_eval(args, judge, rows):
     table["real (train clips)"].update(sim_audio_text=None, tempo=None, key=None, instrument=None)
     for route in args.routes.split(","):
         import sample
-        label = settings_label(route, sample.resolve_settings(), args.seconds)
+        label = settings_label(route, sample.resolve_settings(), args.seconds, args.checkpoints)
         print(f"generating {len(rows)} clips on the {route} route into {args.out}/{label}")
         audios = generate_set(rows, route, args.seconds, None, Path(args.out) / label, args.checkpoints)
         table[f"noise2music {route}"], _ = judge.score(audios, rows, truth_z=gt_z)
@@ -254,7 +256,7 @@ def run_sweep(args, judge, rows):
     points = {}
     for key, value in SWEEP:
         settings = {generator: {key: value}}
-        label = settings_label(args.route, sample.resolve_settings(settings), args.seconds)
+        label = settings_label(args.route, sample.resolve_settings(settings), args.seconds, args.checkpoints)
         name = f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
         if key == "guidance" and value == base["guidance"]:
             name += f" (Table 3: {base['step_kind']})"
@@ -276,6 +278,13 @@ def plot_sweep(points, path, title):
             ax.scatter(p[fad_key], p["sim_audio_text"], marker=marker)
             ax.annotate(name.split(" ")[0], (p[fad_key], p["sim_audio_text"]), fontsize=8,
                         xytext=(4, 3), textcoords="offset points")
+        # [choice] each axis spans at least 20% of its largest FAD and 0.1 of similarity, so that differences in
+        # the third decimal (noise, at these set sizes) do not fill the picture and look like an effect.
+        for values, span, set_lim in (([p[fad_key] for p in points.values()], None, ax.set_xlim),
+                                      ([p["sim_audio_text"] for p in points.values()], 0.1, ax.set_ylim)):
+            lo, hi = min(values), max(values)
+            half = max(hi - lo, span if span is not None else 0.2 * abs(hi)) * 0.6
+            set_lim((lo + hi) / 2 - half, (lo + hi) / 2 + half)
         ax.set_xlabel(f"{fad_key.replace('_', ' ')} (lower is better)")
         ax.set_ylabel("MuLan audio-text similarity (higher is better)")
         ax.grid(alpha=0.3)

@@ -79,3 +79,17 @@ def test_channel_gaussian_denoiser_reaches_the_closed_form_error():
     assert torch.allclose(err, closed, rtol=0.03)
     eps_err = evaluate.channel_gaussian_denoiser(x0, "cosine", "eps")(x_t, t) - noise
     assert torch.allclose(eps_err.pow(2).mean(dim=(0, 2)), alpha ** 2 * closed, rtol=0.03)   # eps error = alpha v error
+
+
+def test_clip_folders_change_with_settings_and_with_retrained_checkpoints(tmp_path):
+    """Generated clips are cached under a label; a changed setting or a retrained stage must not reuse them."""
+    import sample
+    for name in sample.ROUTES["wave"]:
+        (tmp_path / f"{name}.pt").write_bytes(name.encode())
+    settings = sample.resolve_settings()
+    label = evaluate.settings_label("wave", settings, 30.0, tmp_path)
+    assert label == evaluate.settings_label("wave", settings, 30.0, tmp_path) and label.startswith("wave-30s-")
+    assert label != evaluate.settings_label("wave", sample.resolve_settings({"waveform-generator": {"guidance": 2.0}}),
+                                            30.0, tmp_path)
+    (tmp_path / "superres.pt").write_bytes(b"retrained")
+    assert label != evaluate.settings_label("wave", settings, 30.0, tmp_path)
