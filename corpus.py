@@ -195,12 +195,16 @@ def find_key(score):
     return tonic, key.mode if key.mode in ("major", "minor") else "major"
 
 
+def _channel(part):
+    return part if part < 9 else part + 1                            # channel 9 is General MIDI's drum kit
+
+
 def schedule(notes, parts, seconds_per_quarter, start, period, seconds, rng):
     """The MIDI events of `seconds` of the piece from quarter-note position `start`, looping it every `period`
     quarter notes. notes: [(onset, duration, midi, part)]; parts: how many parts (channel per part) ->
     [(time s, 0 = off | 1 = on, channel, key, velocity)], sorted. All the randomness of the sound is drawn here, so
     the events alone (a clip's "recipe") rebuild the clip exactly, with no score and no music21."""
-    channels = [p if p < 9 else p + 1 for p in range(parts)]          # channel 9 is General MIDI's drum kit
+    channels = [_channel(p) for p in range(parts)]
     loudness = rng.integers(70, 111)                                  # [choice] one dynamic level per clip
     events = []
     for cycle in range(math.floor(start / period), math.floor((start + seconds / seconds_per_quarter) / period) + 1):
@@ -223,7 +227,7 @@ def synthesize(events, programs, seconds, soundfont):
     synth = tinysoundfont.Synth(samplerate=RATE)                      # a fresh synth: no tails from the last clip
     font = synth.sfload(soundfont)
     for part, program in enumerate(programs):
-        synth.program_select(part if part < 9 else part + 1, font, 0, program)
+        synth.program_select(_channel(part), font, 0, program)
     total, done, chunks = round(seconds * RATE), 0, []
     for t, is_on, channel, midi, velocity in events:
         target = min(round(t * RATE), total)

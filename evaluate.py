@@ -209,11 +209,12 @@ COLUMNS = [("FAD_mel", "FAD mel", "{:.3f}"), ("FAD_MuLan", "FAD MuLan", "{:.3f}"
 
 def format_table(rows):
     """{name: {column: value}} -> text; '-' where a row has no such value (as in the paper's tables)."""
-    head = f"{'':<22}" + "".join(f"{title:>12}" for _, title, _ in COLUMNS)
+    width = max([22] + [len(name) + 1 for name in rows])
+    head = f"{'':<{width}}" + "".join(f"{title:>12}" for _, title, _ in COLUMNS)
     lines = [head]
     for name, row in rows.items():
         cells = [fmt.format(row[k]) if row.get(k) is not None else "-" for k, _, fmt in COLUMNS]
-        lines.append(f"{name:<22}" + "".join(f"{c:>12}" for c in cells))
+        lines.append(f"{name:<{width}}" + "".join(f"{c:>12}" for c in cells))
     return "\n".join(lines)
 
 
@@ -235,12 +236,14 @@ def run_eval(args, judge, rows):
     train_rows = test_set(args.data, len(rows), split="train")
     table["real (train clips)"], _ = judge.score([read_clip(r["file"]) for r in train_rows], train_rows)
     table["real (train clips)"].update(sim_audio_text=None, tempo=None, key=None, instrument=None)
+    import sample
+    variants = [("", None)] + ([(", SR by resampling", {"superres": {"steps": 0}})] if args.plain_sr else [])
     for route in args.routes.split(","):
-        import sample
-        label = settings_label(route, sample.resolve_settings(), args.seconds, args.checkpoints)
-        print(f"generating {len(rows)} clips on the {route} route into {args.out}/{label}")
-        audios = generate_set(rows, route, args.seconds, None, Path(args.out) / label, args.checkpoints)
-        table[f"noise2music {route}"], _ = judge.score(audios, rows, truth_z=gt_z)
+        for suffix, settings in variants:
+            label = settings_label(route, sample.resolve_settings(settings), args.seconds, args.checkpoints)
+            print(f"generating {len(rows)} clips on the {route} route{suffix} into {args.out}/{label}")
+            audios = generate_set(rows, route, args.seconds, settings, Path(args.out) / label, args.checkpoints)
+            table[f"noise2music {route}{suffix}"], _ = judge.score(audios, rows, truth_z=gt_z)
     return table
 
 
@@ -388,6 +391,9 @@ def main(argv=None):
     parser.add_argument("--mulan", default="checkpoints/mulan.pt", help="the MuLan checkpoint (make train-mulan)")
     parser.add_argument("--out", default=None, help="folder for generated clips and results (runs/<command>)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the shuffled pairing")
+    parser.add_argument("--plain-sr", action="store_true",
+                        help="eval: also score each route with super-resolution replaced by plain resampling "
+                             "(sample.py --steps-superres 0), to see what the earlier stages make on their own")
     args = parser.parse_args(argv)
     args.out = args.out or f"runs/{args.command}"
     args.n = args.n if args.n is not None else {"eval": 16, "sweep": 8, "validate": 0, "denoise": 8}[args.command]

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 import audio_io
+import data
 import stage1_generator
 import stage2_cascader
 import stage3_superres
@@ -83,8 +84,10 @@ def check_request(prompt, seconds, route, n, settings):
         raise SampleError(f"N (variations per prompt) must be between 1 and 64, got {n}.")
     for name in ROUTES[route]:
         s = settings[name]
-        if not isinstance(s["steps"], int) or s["steps"] < 1:
-            raise SampleError(f"steps for the {SHORT[name]} must be a positive whole number, got {s['steps']}.")
+        least = 0 if name == "superres" else 1              # superres 0 steps: plain resampling, no model
+        if not isinstance(s["steps"], int) or s["steps"] < least:
+            kind = "whole number, 0 or more" if least == 0 else "positive whole number"
+            raise SampleError(f"steps for the {SHORT[name]} must be a {kind}, got {s['steps']}.")
         kinds = ("front", "uniform", "back") + (("back-eval",) if name == "spectrogram-generator" else ())
         if s["step_kind"] not in kinds:
             raise SampleError(f"unknown step schedule {s['step_kind']!r} for the {SHORT[name]}; use "
@@ -112,7 +115,10 @@ def run(prompt, *, route="wave", seconds=30.0, n=1, seed=0, settings=None, check
     dev = train.pick_device(device)
     gen = torch.Generator().manual_seed(seed)
     names = ROUTES[route]
-    models = {name: load_stage(checkpoints, name, dev) for name in names}
+    # Super-resolution with 0 steps is no model at all: FFT resampling to 24 kHz. It is the bar the trained stage
+    # must clear (the band above 8 kHz stays empty), and a way to hear the earlier stages on their own.
+    plain_sr = settings["superres"]["steps"] == 0
+    models = {name: load_stage(checkpoints, name, dev) for name in names if not (plain_sr and name == "superres")}
     timings, stages = {}, []
 
     # Text: the generator's T5 (the one it was trained with), encoded once; an empty prompt means no text.
@@ -166,9 +172,13 @@ def run(prompt, *, route="wave", seconds=30.0, n=1, seed=0, settings=None, check
             models[names[1]][0], mel, steps=s["steps"], step_kind=s["step_kind"], gamma=s["gamma"],
             cond_noise=s["cond_noise"], schedule=c["schedule"], objective=c["objective"], **common))
     stages.append((names[1], mid, stage2_cascader.RATE))
-    high = timed(names[2], lambda s, c: stage3_superres.generate(
-        models[names[2]][0], mid, steps=s["steps"], step_kind=s["step_kind"], gamma=s["gamma"],
-        cond_noise=s["cond_noise"], schedule=c["schedule"], objective=c["objective"], **common))
+    if plain_sr:
+        log("superres: none (0 steps: FFT resampling to 24 kHz)")
+        high = data.resample(mid, stage3_superres.LOW_RATE, OUT_RATE)
+    else:
+        high = timed(names[2], lambda s, c: stage3_superres.generate(
+            models[names[2]][0], mid, steps=s["steps"], step_kind=s["step_kind"], gamma=s["gamma"],
+            cond_noise=s["cond_noise"], schedule=c["schedule"], objective=c["objective"], **common))
     length = round(seconds * OUT_RATE)                       # rounding in the stages may leave a sample over/under
     high = torch.nn.functional.pad(high, (0, max(0, length - high.shape[1])))[:, :length]
     stages.append((names[2], high, OUT_RATE))
@@ -258,7 +268,8 @@ def parse_args(argv):
     p.add_argument("--clip", type=float, default=CLIP, help="dynamic clipping percentile of x0 (Sec. 3.1)")
     for name, short in SHORT.items():
         d = DEFAULTS[name]
-        p.add_argument(f"--steps-{short}", type=int, default=None, help=f"sampling steps (default {d['steps']})")
+        p.add_argument(f"--steps-{short}", type=int, default=None, help=f"sampling steps (default {d['steps']})"
+                       + ("; 0 = no model, FFT resampling to 24 kHz" if name == "superres" else ""))
         p.add_argument(f"--schedule-{short}", default=None, help="step schedule front/uniform/back"
                        + ("/back-eval" if name == "spectrogram-generator" else "") + f" (default {d['step_kind']}, "
                        "Table 3)")

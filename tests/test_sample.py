@@ -55,6 +55,19 @@ def test_spectrogram_route_and_variations(tmp_path):
         assert (tmp_path / f"out-{i}.mel.png").exists() and (tmp_path / f"out-{i}.16000hz.wav").exists()
 
 
+def test_superres_with_zero_steps_is_plain_resampling():
+    """--steps-superres 0 replaces the last model with FFT resampling: the 24 kHz output is exactly the 16 kHz
+    stage's output resampled, and no super-resolution checkpoint is read."""
+    import torch
+    import data
+    settings = sample.resolve_settings({name: {"steps": 2} for name in sample.ROUTES["wave"]})
+    settings["superres"]["steps"] = 0
+    result = sample.run("a fiddle tune", seconds=2.0, settings=settings, progress=False, log=lambda *a: None)
+    (_, mid, mid_rate), (_, high, high_rate) = result["stages"][1:]
+    assert (mid_rate, high_rate) == (16000, 24000) and "superres" not in result["timings"]
+    assert torch.allclose(result["audio"], data.resample(mid, 16000, 24000)[:, :48000])
+
+
 @pytest.mark.parametrize("prompt", ["", "x" * 5000, "🎻🎹 música für Streicher \x07\t", "   "])
 def test_odd_prompts_still_make_music(tmp_path, prompt, capsys):
     code, out = run(tmp_path, "--prompt", prompt)
