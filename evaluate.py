@@ -258,7 +258,7 @@ def run_sweep(args, judge, rows):
     gt_z = judge.embed([read_clip(r["file"]) for r in rows])["mulan"]
     points = {}
     for key, value in SWEEP:
-        settings = {generator: {key: value}}
+        settings = {generator: {key: value}, **({"superres": {"steps": 0}} if args.plain_sr else {})}
         label = settings_label(args.route, sample.resolve_settings(settings), args.seconds, args.checkpoints)
         name = f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
         if key == "guidance" and value == base["guidance"]:
@@ -374,7 +374,8 @@ def _with_judge(args):
         result = run_sweep(args, judge, rows)
         print("\n" + format_table(result))
         plot_sweep(result, Path(args.out) / "sweep.png",
-                   f"Generator settings, {args.route} route, {len(rows)} test prompts (cf. Fig. 2)")
+                   f"Generator settings, {args.route} route" + (", SR by resampling" if args.plain_sr else "")
+                   + f", {len(rows)} test prompts (cf. Fig. 2)")
         print(f"wrote {Path(args.out) / 'sweep.png'}")
     return result
 
@@ -393,7 +394,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="seed of the shuffled pairing")
     parser.add_argument("--plain-sr", action="store_true",
                         help="eval: also score each route with super-resolution replaced by plain resampling "
-                             "(sample.py --steps-superres 0), to see what the earlier stages make on their own")
+                             "(sample.py --steps-superres 0), to see what the earlier stages make on their own; "
+                             "sweep: sweep with it replaced")
     args = parser.parse_args(argv)
     args.out = args.out or f"runs/{args.command}"
     args.n = args.n if args.n is not None else {"eval": 16, "sweep": 8, "validate": 0, "denoise": 8}[args.command]
