@@ -109,6 +109,7 @@ pseudo-label: $(VENV)/.stamp
 	$(PY) pseudolabel.py --data $(DATA) $(if $(OUT),--out "$(OUT)") $(ARGS)
 
 # Tables 5 and 6 on the corpus's test split, both routes: N prompts (16; ~30 s each on a 2-core CPU), SECONDS (30).
+# ARGS=--plain-sr adds rows with super-resolution replaced by plain resampling (sample.py --steps-superres 0).
 eval: $(VENV)/.stamp
 	$(PY) evaluate.py eval --data $(DATA) $(if $(N),--n $(N)) $(if $(SECONDS),--seconds $(SECONDS)) $(ARGS)
 
