@@ -284,9 +284,10 @@ def plan_clip(piece, seed, seconds):
     return {"events": events, "programs": part_programs, "attrs": attrs}
 
 
-def play(recipe, seconds, soundfont):
-    """A recipe -> (audio, attributes): the clip's sound, bit for bit the same wherever it is played."""
-    audio = normalize(synthesize(recipe["events"], recipe["programs"], seconds, soundfont))
+def play(recipe, soundfont):
+    """A recipe -> (audio, attributes): the clip's sound, bit for bit the same wherever it is played, at the length
+    its events were scheduled for."""
+    audio = normalize(synthesize(recipe["events"], recipe["programs"], recipe["attrs"]["seconds"], soundfont))
     attrs = dict(recipe["attrs"], samples=len(audio), soundfont=Path(soundfont).name)
     return audio.astype(np.float32), attrs
 
@@ -297,7 +298,7 @@ def _first_playable(plan, seconds, soundfont):
     for piece in plan["candidates"]:
         try:
             recipe = plan_clip(piece, plan["seed"], seconds)
-            return recipe, *play(recipe, seconds, soundfont), failures
+            return recipe, *play(recipe, soundfont), failures
         except Exception as err:
             first_line = str(err).splitlines()[0][:100] if str(err) else ""
             failures.append(f"{piece['id']}: {type(err).__name__}: {first_line}")
@@ -310,7 +311,7 @@ def _work(job):
     plan, folder, seconds, soundfont, seed = job
     if "recipe" in plan:
         recipe, failures = plan["recipe"], []
-        audio, attrs = play(recipe, seconds, soundfont)
+        audio, attrs = play(recipe, soundfont)
     else:
         recipe, audio, attrs, failures = _first_playable(plan, seconds, soundfont)
         if recipe is None:
@@ -348,6 +349,12 @@ def _read_done(path):
     return {json.loads(line)["path"] for line in text.splitlines() if line.strip()}
 
 
+def _score_plans(n_train, n_test, seed, groups):
+    """{"test": plans, "train": plans} from music21's scores (see plan_clips)."""
+    splits = split_works(list_works(groups), seed)
+    return {split: plan_clips(splits[split], split, n, seed) for split, n in (("test", n_test), ("train", n_train))}
+
+
 def _planned_jobs(out, n_train, n_test, seed, seconds, soundfont, groups, recipes):
     """The clips still to render -> (jobs, how many are already there). From music21's scores, or, with `recipes`
     (a file from --export-recipes), from the recipes it holds: then music21 is not needed at all."""
@@ -358,8 +365,7 @@ def _planned_jobs(out, n_train, n_test, seed, seconds, soundfont, groups, recipe
                     for s in ("test", "train")}
         plans = {"test": by_split["test"][:n_test], "train": by_split["train"][:n_train]}
     else:
-        splits = split_works(list_works(groups), seed)
-        plans = {split: plan_clips(splits[split], split, n, seed) for split, n in (("test", n_test), ("train", n_train))}
+        plans = _score_plans(n_train, n_test, seed, groups)
     jobs, present = [], 0
     for split in ("test", "train"):                         # test first: training previews read it early
         (out / split).mkdir(parents=True, exist_ok=True)
@@ -421,12 +427,11 @@ def build(out, n_train=2000, n_test=200, seed=0, workers=1, seconds=30.0, soundf
 def export_recipes(path, n_train=2000, n_test=200, seed=0, workers=1, seconds=30.0, soundfont=None,
                    groups=tuple(GROUPS)):
     """Write every planned clip's recipe (MIDI events, programs, attributes) to `path` (gzipped JSON lines,
-    ~3 MB for the whole corpus), so that `build(..., recipes=path)` makes the same corpus, bit for bit, on a
+    5 MB for the whole corpus), so that `build(..., recipes=path)` makes the same corpus, bit for bit, on a
     machine that cannot install music21 (an offline GPU server). Returns how many recipes were written."""
     path, soundfont = Path(path), soundfont or default_soundfont()
-    splits = split_works(list_works(groups), seed)
-    jobs = [(plan, None, seconds, soundfont, seed)
-            for split, n in (("test", n_test), ("train", n_train)) for plan in plan_clips(splits[split], split, n, seed)]
+    jobs = [(plan, None, seconds, soundfont, seed) for plans in _score_plans(n_train, n_test, seed, groups).values()
+            for plan in plans]
     lines = [line for _plan, line, _failures in _results(_recipe_work, jobs, workers) if line is not None]
     lines.sort(key=lambda ln: (ln["split"], ln["index"]))
     text = "".join(json.dumps(ln, separators=(",", ":")) + "\n" for ln in lines)

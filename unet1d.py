@@ -411,10 +411,10 @@ def _tiny(paper_name: str, base: int, mults: tuple[int, ...], blocks: tuple[int,
     """A laptop-CPU version of a paper model: same strides, kernel, attention placement and conditioning.
 
     [choice] Efficient U-Net taken further, for a CPU: at the full rate (entry and exit convs, skip of depth 1)
-    only 8-32 channels, since memory traffic there costs more than arithmetic; depth 1 has 1-2 blocks and the
-    width sits at low resolution. Block widths are multiples of 16, which oneDNN's conv kernels run near the
+    only 8-32 channels (96 for the spectrogram generator, whose 80 mel bins are its input channels), since memory
+    traffic there costs more than arithmetic; depth 1 has 1-2 blocks and the width sits at low resolution. Block widths are multiples of 16, which oneDNN's conv kernels run near the
     matmul rate. Text is 128 wide (the demo T5 encoder); the time embedding is 128 wide (a base of 8 would
-    leave it 4 sinusoid frequencies). 4 heads. About 2-3M parameters each; `python bench.py` times them.
+    leave it 4 sinusoid frequencies). 4 heads. 1.8-3.2M parameters each; `python bench.py` times them.
     """
     paper = PAPER_PRESETS[paper_name]
     return replace(paper, base_channels=base, channel_mults=mults, blocks=blocks, heads=4, time_dim=128,
