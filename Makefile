@@ -16,15 +16,16 @@ PRESET ?= tiny
 DATA   ?= data/music21
 NPROC  ?= 1
 
-# Command-line settings other than the ones this Makefile reads itself, as --key=value for the Python entry points.
-OWN    := PRESET=% DATA=% NPROC=% PYTHON=% PROMPT=% SECONDS=% OUT=% SEED=% ROUTE=% N=% ARGS=% TRAIN=% TEST=%
+# Every command-line setting of a training target except the ones this Makefile reads itself becomes --key=value
+# (SEED, OUT, SECONDS too); a setting the stage does not know (PROMPT=, say) is an error there, never dropped.
+OWN    := PRESET=% DATA=% NPROC=% PYTHON=% ARGS=%
 PASS   := $(shell printf '%s\n' $(filter-out $(OWN),$(MAKEOVERRIDES)) | sed -nE 's/^([A-Za-z_]+)=(.*)$$/--\L\1\E=\2/p')
 # One process runs plainly; several run under PyTorch's torchrun (DistributedDataParallel, one process per GPU).
 LAUNCH := $(if $(filter 1,$(NPROC)),$(PY),$(VENV)/bin/torchrun --standalone --nproc_per_node=$(NPROC))
 TRAIN_ARGS = --preset=$(PRESET) --data=$(DATA) $(PASS) $(ARGS)
 
 .PHONY: help venv test bench data sample train-generator train-spec-generator train-cascader train-vocoder \
-        train-superres train-mulan checkpoints demo-t5 pseudo-label eval sweep
+        train-superres train-mulan checkpoints demo-t5 pseudo-label eval sweep check-stages
 
 help:
 	@sed -n '1,/^$$/p' Makefile
@@ -117,6 +118,12 @@ eval: $(VENV)/.stamp
 sweep: $(VENV)/.stamp-eval
 	$(PY) evaluate.py sweep --data $(DATA) $(if $(N),--n $(N)) $(if $(ROUTE),--route $(ROUTE)) \
 	    $(if $(SECONDS),--seconds $(SECONDS)) $(ARGS)
+
+# Does each conditioned stage do its job? (stagecheck.py) The waveform cascader, the vocoder and super-resolution
+# on N (6) held-out test clips, at sampling time, each next to its no-model answer (plain resampling, Griffin-Lim),
+# and both routes fed a real clip's first stage. CHECKPOINTS= another folder (e.g. a run's exported weights).
+check-stages: $(VENV)/.stamp
+	$(PY) stagecheck.py --data $(DATA) $(if $(N),--n $(N)) $(if $(CHECKPOINTS),--checkpoints $(CHECKPOINTS)) $(ARGS)
 
 # Copy the EMA weights of every finished run in runs/ into checkpoints/ (half precision), where sample.py looks.
 checkpoints: $(VENV)/.stamp

@@ -10,6 +10,7 @@ how much of the time goes to arithmetic rather than to memory traffic and small-
     python bench.py --quick    # tiny presets only
     python bench.py --only route   # the whole cascade, 30 s of music, per stage (the sample speed target)
     python bench.py --only settings  # cascader/vocoder/SR: error against real clips for steps x gamma
+    python bench.py --only step      # cascader/vocoder/SR: producing a training batch against computing the step
 
 Route section: sample.py's whole waveform route (and the spectrogram route) with its default settings and the
 shipped checkpoints: 30 s of 24 kHz music, timed per stage with the peak memory. Target: at most 60 s on a 2-core
@@ -201,16 +202,57 @@ def section_settings(args):
                 start = time.perf_counter()
                 if name == "waveform-cascader":
                     emb, mask = text_encoder.load_t5().encode(batch["caption"])
-                    out = stage2_cascader.generate(model, data.resample(real, rate, 3200), emb, mask, steps=steps,
-                                                   gamma=gamma, generator=g)
+                    out = stage2_cascader.generate(model, data.resample(real, rate, 3200), emb, mask,
+                                                   config=ckpt["config"], steps=steps, gamma=gamma, generator=g)
                 elif name == "vocoder":
-                    out = vocoder.generate(model, data.log_mel(real), steps=steps, gamma=gamma, generator=g)
+                    out = vocoder.generate(model, data.log_mel(real), config=ckpt["config"], steps=steps,
+                                           gamma=gamma, generator=g)
                 else:
-                    out = stage3_superres.generate(model, data.resample(real, rate, 16000), steps=steps,
-                                                   gamma=gamma, generator=g)
+                    out = stage3_superres.generate(model, data.resample(real, rate, 16000), config=ckpt["config"],
+                                                   steps=steps, gamma=gamma, generator=g)
                 out = out[:, :real.shape[1]]
                 print(f"    steps {steps:3d} gamma {gamma:.0f}: error {(out - real).pow(2).mean().sqrt():.3f}, "
                       f"output RMS {out.pow(2).mean().sqrt():.3f}, {time.perf_counter() - start:.1f} s")
+
+
+def section_step(args):
+    """Where a CPU training step of the conditioned stages goes: producing a batch (decode, resample and crop, done in
+    the DataLoader's worker processes during training) against the step itself (the stage's loss on that batch,
+    including its in-process preparation such as band splitting or the log-mel, plus the backward pass). If a batch
+    took longer to produce than a step to compute, the workers could not hide it and clips would need caching."""
+    import data
+    import stage2_cascader
+    import stage3_superres
+    import text_encoder
+    import train
+    import vocoder
+    from types import SimpleNamespace
+    folder = f"{args.data}/train"
+    print(f"\ntraining step, tiny presets, batch {args.step_batch} of 3-4 s crops from {folder}, {args.threads} threads")
+    for stage in (stage2_cascader.STAGE, vocoder.STAGE, stage3_superres.STAGE):
+        cfg = train.parse_config(stage, [f"--batch_size={args.step_batch}"])
+        text_dim, text = 0, None
+        if stage.USES_TEXT:
+            encoder = text_encoder.load_t5()
+            text, text_dim = text_encoder.TextEmbeddingCache(encoder, max_length=cfg.text_length), encoder.dim
+        unet_cfg = stage.model_config(cfg, text_dim)
+        spec = stage.data_spec(cfg, unet_cfg)
+        train._calibrate(stage, cfg, spec, folder, None)
+        model = build_unet(unet_cfg)
+        loader = iter(data.step_loader(folder, spec["rate"], micro_batch=args.step_batch,
+                                       crop_range=spec["crop_range"], multiple=spec["multiple"], num_workers=0))
+        batch_times, step_times = [], []
+        for i in range(args.reps + 1):
+            start = time.perf_counter()
+            batch = next(loader)
+            batch_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            ctx = SimpleNamespace(cfg=cfg, device=torch.device("cpu"), text=text, generator=train.seeded(0, i))
+            stage.loss(model, batch, ctx).backward()
+            step_times.append(time.perf_counter() - start)
+        produce, compute = min(batch_times[1:]), min(step_times[1:])
+        print(f"  {stage.NAME:18s} batch {produce:.2f} s (in workers), step {compute:.2f} s: the batch is "
+              f"{100 * produce / (produce + compute):.0f}% of the pair")
 
 
 def main():
@@ -219,7 +261,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     parser.add_argument("--reps", type=int, default=5, help="timed runs per model; the minimum is reported")
     parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--only", choices=["unet", "route", "settings"], default=None, help="run one section")
+    parser.add_argument("--only", choices=["unet", "route", "settings", "step"], default=None, help="run one section")
+    parser.add_argument("--step-batch", type=int, default=8, help="batch of the training-step section")
     parser.add_argument("--data", default="data/music21", help="corpus for the settings section (make data)")
     parser.add_argument("--clips", type=int, default=4, help="test clips for the settings section")
     parser.add_argument("--route-reps", type=int, default=2, help="runs of each whole route; the best is kept")
@@ -234,6 +277,8 @@ def main():
         section_route(args)
     if args.only in (None, "settings"):
         section_settings(args)
+    if args.only in (None, "step"):
+        section_step(args)
 
 
 if __name__ == "__main__":

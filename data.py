@@ -423,4 +423,7 @@ if __name__ == "__main__":
             sys.exit(0 if check_folder(sys.argv[2]) else 1)
         except DataError as err:
             sys.exit(f"error: {err}")
+    if len(sys.argv) == 2 and sys.argv[1] in ("-h", "--help", "help"):
+        print(__doc__.split("\n\n")[-1])                # the two commands, as the module docstring lists them
+        sys.exit(0)
     sys.exit(__doc__.split("\n\n")[-1] if len(sys.argv) < 2 else f"unknown command {sys.argv[1]!r}; try: build, check")

@@ -210,21 +210,23 @@ def blur_2d(x, std, size=5):
 BLUR_STD = {"1d": (0.1, 5.0), "2d": (0.2, 1.0)}   # Sec. 4.1: waveform cascader; vocoder (5x5 on the spectrogram)
 
 
-def corrupt_condition(cond, *, t_max, schedule, generator=None, blur="1d", blur_prob=0.5):
+def corrupt_condition(cond, *, t_max, schedule, generator=None, blur="1d", blur_prob=0.5, blur_std=None):
     """Blur, then noise the conditioning to a random level u ~ U[0, t_max].  cond: (B, C, T).
 
     blur: "1d" (waveforms; std ~ U[0.1, 5.0]), "2d" (spectrograms; 5x5, std ~ U[0.2, 1.0]), or None.
+    blur_std: (lo, hi) to replace the paper's std range (a stage whose rate makes the paper's blur too strong).
     Returns (corrupted cond, u of shape (B,)).  [choice] stds are drawn uniformly (the paper gives only the
     range), and only a random `blur_prob` of the examples is blurred, so that the network also learns from the
     sharp conditioning it is given at sampling time.
     """
     batch, dev = cond.shape[0], _gen_device(generator)
     if blur is not None:
-        lo, hi = BLUR_STD[blur]
+        lo, hi = blur_std or BLUR_STD[blur]
         std = (lo + (hi - lo) * torch.rand(batch, generator=generator, device=dev)).to(cond.device)
-        blurred = blur_1d(cond, std) if blur == "1d" else blur_2d(cond, std)
         chosen = (torch.rand(batch, generator=generator, device=dev) < blur_prob).to(cond.device)
-        cond = torch.where(chosen.reshape(-1, *([1] * (cond.dim() - 1))), blurred, cond)
+        if chosen.any():                          # the draws above happen either way: the random stream is the same
+            blurred = blur_1d(cond, std) if blur == "1d" else blur_2d(cond, std)
+            cond = torch.where(chosen.reshape(-1, *([1] * (cond.dim() - 1))), blurred, cond)
     u = (t_max * torch.rand(batch, generator=generator, device=dev)).to(cond.device)
     return noise_condition(cond, u, schedule=schedule, generator=generator), u
 
@@ -283,14 +285,18 @@ def _times(step_sizes):
     return times                                                              # (N + 1,) float64, increasing
 
 
-def _predict_x0(model_fn, x_t, t, schedule, objective, clip_percentile):
-    """One network call at time t (a float) -> (x0_hat, eps_hat, alpha_t, sigma_t), with optional dynamic clipping."""
+def _predict_x0(model_fn, x_t, t, schedule, objective, clip_percentile, project=None):
+    """One network call at time t (a float) -> (x0_hat, eps_hat, alpha_t, sigma_t), with optional dynamic clipping
+    and an optional projection of x0_hat (the residual cascaders keep it inside the band they add: residual.py)."""
     tt = torch.full((x_t.shape[0],), float(t), device=x_t.device)
     alpha, sigma = alpha_sigma(tt, schedule)
     x0, eps = to_x0_eps(model_fn(x_t, tt).to(x_t.dtype), x_t, alpha, sigma, objective)
-    if clip_percentile is not None:
+    if clip_percentile is not None or project is not None:
         # With eps-prediction, clipping x0 then re-deriving eps is GR-dd's `_run_model(clip_x=True)`.
-        x0 = dynamic_clip(x0, clip_percentile)
+        if clip_percentile is not None:
+            x0 = dynamic_clip(x0, clip_percentile)
+        if project is not None:
+            x0 = project(x0)
         eps = eps_from_x0(x0, x_t, alpha, sigma)
     return x0, eps, alpha, sigma
 
@@ -303,7 +309,7 @@ def _progress(iterable, progress, total):
 
 
 def sample(model_fn, shape, *, step_sizes, schedule="cosine", objective="v", gamma=0.0, generator=None,
-           clip_percentile=None, device=None, progress=False):
+           clip_percentile=None, project=None, device=None, progress=False):
     """The paper's ancestral sampler (App. A, eq. 4) with stochasticity gamma; returns the sample at t = 0.
 
     From t to s < t, with r = exp(lambda_t - lambda_s) (the fraction of SNR not yet gained):
@@ -313,13 +319,15 @@ def sample(model_fn, shape, *, step_sizes, schedule="cosine", objective="v", gam
     posterior's  sigma_tilde^2 = (1 - r) sigma_s^2  (gamma = 0, DDPM "small") and the forward process's
     sigma_ts^2 = (1 - r) sigma_t^2  (gamma = 1, "large").  Table 3: gamma = 1 for the waveform cascader only.
     The last step (s = 0) returns x0_hat without adding noise, as GR-dd's reference sampler does.
+    project: None, or a function applied to every x0_hat after clipping (a linear projection onto the signals the
+    model may produce, e.g. a frequency band).
     """
     times = _times(step_sizes)
     x = randn(shape, generator, device)                                          # x_1 ~ N(0, I)
     steps = len(times) - 1
     for n in _progress(range(steps, 0, -1), progress, steps):
         t, s = float(times[n]), float(times[n - 1])
-        x0, _, _, _ = _predict_x0(model_fn, x, t, schedule, objective, clip_percentile)
+        x0, _, _, _ = _predict_x0(model_fn, x, t, schedule, objective, clip_percentile, project)
         if n == 1:
             return x0
         alpha_t, sigma_t, logsnr_t = _coefficients(t, schedule)
@@ -339,14 +347,14 @@ def _coefficients(t, schedule):
 
 
 def sample_ddim(model_fn, shape, *, step_sizes, schedule="cosine", objective="v", gamma=None, generator=None,
-                clip_percentile=None, device=None, progress=False):
+                clip_percentile=None, project=None, device=None, progress=False):
     """Deterministic DDIM (Song et al. 2021), an extra not used by the paper: x_s = alpha_s x0_hat + sigma_s eps_hat.
     Same signature as sample(); gamma is ignored; only the starting noise is random."""
     times = _times(step_sizes)
     x = randn(shape, generator, device)
     steps = len(times) - 1
     for n in _progress(range(steps, 0, -1), progress, steps):
-        x0, eps, _, _ = _predict_x0(model_fn, x, float(times[n]), schedule, objective, clip_percentile)
+        x0, eps, _, _ = _predict_x0(model_fn, x, float(times[n]), schedule, objective, clip_percentile, project)
         if n == 1:
             return x0
         alpha_s, sigma_s, _ = _coefficients(float(times[n - 1]), schedule)

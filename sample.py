@@ -49,7 +49,7 @@ ROUTES = {"wave": ("waveform-generator", "waveform-cascader", "superres"),
 # paper's 100-1000 so that 30 s of music takes under a minute on a 2-core CPU (bench.py measures it).
 # cond_noise is the level u to which a cascader's conditioning is noised before sampling (§13: the paper does not
 # say; CDM / Imagen noise it a little, which hides the earlier stage's own artefacts). [choice] 0.02 on the linear
-# schedule, i.e. noise of std 0.08.
+# schedule: noise of std 0.077 on the unit-variance conditioning of the residual and scaled forms (stage files).
 DEFAULTS = {
     "waveform-generator": dict(steps=30, step_kind="front", gamma=0.0, guidance=10.0),
     # [choice] gamma 0, not Table 3's 1: at 12 steps the forward-process variance of gamma = 1 leaves the output
@@ -152,6 +152,9 @@ def run(prompt, *, route="wave", seconds=30.0, n=1, seed=0, settings=None, check
         return out
 
     common = dict(generator=gen, progress=progress, clip=clip)
+    # The conditioned stages choose their own clipping by form (none for the residual and scaled forms, whose
+    # signals have unit variance, not a [-1, 1] range; 0.995 for checkpoints of the paper's form).
+    cascade = dict(common, clip="auto")
     if route == "wave":
         low = timed(names[0], lambda s, c: stage1_generator.generate(
             models[names[0]][0], text_emb, text_mask, repr="wave", seconds=seconds, batch=n, steps=s["steps"],
@@ -159,9 +162,8 @@ def run(prompt, *, route="wave", seconds=30.0, n=1, seed=0, settings=None, check
             objective=c["objective"], **common))
         stages.append((names[0], low, stage1_generator.WAVE_RATE))
         mid = timed(names[1], lambda s, c: stage2_cascader.generate(
-            models[names[1]][0], low, text_emb, text_mask, steps=s["steps"], step_kind=s["step_kind"],
-            gamma=s["gamma"], guidance=s["guidance"], cond_noise=s["cond_noise"], schedule=c["schedule"],
-            objective=c["objective"], **common))
+            models[names[1]][0], low, text_emb, text_mask, config=c, steps=s["steps"], step_kind=s["step_kind"],
+            gamma=s["gamma"], guidance=s["guidance"], cond_noise=s["cond_noise"], **cascade))
     else:
         mel = timed(names[0], lambda s, c: stage1_generator.generate(
             models[names[0]][0], text_emb, text_mask, repr="spec", seconds=seconds, batch=n, steps=s["steps"],
@@ -169,16 +171,16 @@ def run(prompt, *, route="wave", seconds=30.0, n=1, seed=0, settings=None, check
             objective=c["objective"], **common))
         stages.append((names[0], mel, None))
         mid = timed(names[1], lambda s, c: vocoder.generate(
-            models[names[1]][0], mel, steps=s["steps"], step_kind=s["step_kind"], gamma=s["gamma"],
-            cond_noise=s["cond_noise"], schedule=c["schedule"], objective=c["objective"], **common))
+            models[names[1]][0], mel, config=c, steps=s["steps"], step_kind=s["step_kind"], gamma=s["gamma"],
+            cond_noise=s["cond_noise"], **cascade))
     stages.append((names[1], mid, stage2_cascader.RATE))
     if plain_sr:
         log("superres: none (0 steps: FFT resampling to 24 kHz)")
         high = data.resample(mid, stage3_superres.LOW_RATE, OUT_RATE)
     else:
         high = timed(names[2], lambda s, c: stage3_superres.generate(
-            models[names[2]][0], mid, steps=s["steps"], step_kind=s["step_kind"], gamma=s["gamma"],
-            cond_noise=s["cond_noise"], schedule=c["schedule"], objective=c["objective"], **common))
+            models[names[2]][0], mid, config=c, steps=s["steps"], step_kind=s["step_kind"], gamma=s["gamma"],
+            cond_noise=s["cond_noise"], **cascade))
     length = round(seconds * OUT_RATE)                       # rounding in the stages may leave a sample over/under
     high = torch.nn.functional.pad(high, (0, max(0, length - high.shape[1])))[:, :length]
     stages.append((names[2], high, OUT_RATE))
@@ -265,7 +267,7 @@ def parse_args(argv):
     p.add_argument("--checkpoints", default="checkpoints", help="folder holding <stage>.pt files")
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--clip", type=float, default=CLIP, help="dynamic clipping percentile of x0 (Sec. 3.1)")
+    p.add_argument("--clip", type=float, default=CLIP, help="dynamic clipping percentile of the generator's x0 (Sec. 3.1)")
     for name, short in SHORT.items():
         d = DEFAULTS[name]
         p.add_argument(f"--steps-{short}", type=int, default=None, help=f"sampling steps (default {d['steps']})"

@@ -3,14 +3,21 @@
 The generator's 3.2 kHz output holds everything below 1.6 kHz: melody, bass, rhythm. The cascader paints in the
 band up to 8 kHz (timbre, attacks, breath) while staying faithful to that sketch and to the text.
 
-    conditioning   the 3.2 kHz audio, FFT-upsampled x5 to 16 kHz (§2.2) and stacked with x_t as a 2nd channel
-    corruption     in training only: blur (half the examples; std in [0.1, 5]) then noise to u ~ U[0, 0.5]; u is
-                   given to the network, so it learns to repair a flawed sketch (Sec. 4.1)
+    form           [choice, issue 12] residual.py: output = the input FFT-upsampled x5 (§2.2) + a diffused residual
+                   limited to 1.6-8 kHz and scaled to unit variance; the band below 1.6 kHz passes through
+                   untouched. --form=paper diffuses the whole 16 kHz waveform, as the paper does.
+    conditioning   the 3.2 kHz audio, FFT-upsampled x5 to 16 kHz, scaled to unit variance, stacked with x_t as a
+                   2nd channel
+    corruption     in training only: blur (half the examples) then noise to u ~ U[0, t_max]; u is given to the
+                   network, so it learns to repair a flawed sketch (Sec. 4.1). Sec. 4.1 gives std in [0.1, 5] and
+                   t_max 0.5; [choice] std in [0.1, 2] (a std of 5 samples at 16 kHz removes most of the
+                   0.5-1.6 kHz band the stage is given; 2 keeps half its amplitude at 1.6 kHz) and t_max 0.25 (the
+                   noise matches a unit-variance signal there, log-SNR 0 on the linear schedule)
     text           cross-attention at the two deepest levels; 10% of examples train with it zeroed (CFG)
     training data  random 3-4 s crops (no self-attention, so the network runs convolutionally over 30 s later)
     loss           v-prediction [design card; the paper: eps], "simplified" weight, the "linear" schedule (Table 2)
     sampling       Table 3: front-heavy steps, gamma = 1 (the only stage with the forward-process variance),
-                   guidance scale 5
+                   guidance scale 5; no dynamic clipping in the residual form
 
 Shapes: lowres (B, T / 5) at 3.2 kHz -> generate -> (B, T) at 16 kHz.
 Train:  python stage2_cascader.py --help   (make train-cascader)
@@ -25,19 +32,25 @@ import torch
 
 import data
 import diffusion
+import residual
 import train
 import unet1d
 
 LOW_RATE, RATE = 3200, 16000
 
 DEFAULTS = {
+    "form": ("residual", "residual: input + diffused 1.6-8 kHz residual (residual.py) [choice]; paper: the whole wave"),
+    "cond_scale": (0.0, "RMS of the 0-1.6 kHz conditioning, divided out (0 = measure on the training clips at start)"),
+    "residual_scale": (0.0, "RMS of the 1.6-8 kHz residual, divided out (0 = measure on the training clips at start)"),
     # Table 2: the cascader's loss settings.
     "schedule": ("linear", "noise schedule (Table 2: linear, i.e. the DDPM beta schedule; see diffusion.py)"),
     "objective": ("v", "what the network predicts: v (design card) or eps (the paper)"),
     "weight": ("simplified", "loss weight: simplified (w = 1, Table 2) or sigma"),
     "text_length": (64, "T5 tokens kept per caption (Table 2: 64)"),
     "text_dropout": (0.1, "fraction of examples trained without text, for classifier-free guidance (Sec. 4.1)"),
-    "t_max": (0.5, "largest corruption level u of the conditioning during training (Sec. 4.1: 0.5)"),
+    "t_max": (0.25, "largest corruption level u of the conditioning in training (Sec. 4.1: 0.5) [choice]"),
+    "blur_prob": (0.5, "share of examples whose conditioning is blurred before the noise [choice]"),
+    "blur_max": (2.0, "largest blur std, in 16 kHz samples (Sec. 4.1: 5) [choice]"),
     # Sec. 4.1: random 3-4 s crops.
     "crop_min": (3.0, "shortest training crop, seconds"),
     "crop_max": (4.0, "longest training crop, seconds"),
@@ -46,6 +59,7 @@ DEFAULTS = {
 
 
 def model_config(cfg, text_dim):
+    train.check_choice(cfg, "form", residual.FORMS)
     return replace(unet1d.PRESETS[f"{cfg.preset}-waveform-cascader"], text_dim=text_dim)
 
 
@@ -59,10 +73,9 @@ def data_spec(cfg, unet_cfg):
             "preview_seconds": 4.0}
 
 
-def lowres_condition(audio):
-    """(B, T) 16 kHz -> (B, 1, T): what stage 1 would hand over, i.e. the band below 1.6 kHz, upsampled again."""
-    low = data.resample(audio, RATE, LOW_RATE)
-    return data.resample(low, LOW_RATE, RATE)[:, None]
+def calibrate(cfg, audio):
+    """(B, T) training audio at 16 kHz -> the scales the residual form divides out (residual.calibrate)."""
+    return residual.calibrate(audio, LOW_RATE, RATE) if cfg.form == "residual" else {}
 
 
 def _model_fn(model, cond, cond_noise, text_emb, text_mask):
@@ -80,37 +93,43 @@ def loss(model, batch, ctx):
     cfg, g, dev = ctx.cfg, ctx.generator, ctx.device
     audio = batch["audio"].to(dev)                                            # (B, T) 16 kHz crop
     b = audio.shape[0]
-    cond, u = diffusion.corrupt_condition(lowres_condition(audio), t_max=cfg.t_max, schedule=cfg.schedule,
-                                          generator=g, blur="1d")
+    cond, x0 = residual.loss_inputs(audio, LOW_RATE, RATE, cfg)              # (B, 1, T) each
+    cond, u = diffusion.corrupt_condition(cond, t_max=cfg.t_max, schedule=cfg.schedule, generator=g, blur="1d",
+                                          blur_prob=cfg.blur_prob, blur_std=(0.1, cfg.blur_max))
     text_emb, text_mask = ctx.text(batch["caption"])
     drop = (torch.rand(b, generator=g) < cfg.text_dropout).to(dev)             # Sec. 4.1: 10% text dropout
     fn = _model_fn(model, cond, u, text_emb, text_mask)
-    value, _, _ = diffusion.diffusion_loss(lambda x_t, t: fn(x_t, t, drop), audio[:, None], schedule=cfg.schedule,
+    value, _, _ = diffusion.diffusion_loss(lambda x_t, t: fn(x_t, t, drop), x0, schedule=cfg.schedule,
                                            objective=cfg.objective, weight=cfg.weight, generator=g)
     return value
 
 
 @torch.no_grad()
-def generate(model, lowres, text_emb=None, text_mask=None, *, steps=20, step_kind="front", gamma=1.0,
-             guidance=5.0, cond_noise=0.02, clip=0.995, schedule="linear", objective="v", generator=None,
-             progress=False):
+def generate(model, lowres, text_emb=None, text_mask=None, *, config, steps=20, step_kind="front", gamma=1.0,
+             guidance=5.0, cond_noise=0.02, clip="auto", generator=None, progress=False):
     """(B, T/5) 3.2 kHz audio (+ T5 tokens) -> (B, T) 16 kHz audio.  Defaults are Table 3's, with fewer steps.
 
+    config: the training config (a checkpoint's "config" dict): form, scales, schedule, objective.
     cond_noise: the corruption level u the conditioning is noised to before sampling [choice: the paper does not
     say; CDM / Imagen also noise the low-resolution input at sampling, which hides the sketch's own artefacts].
+    clip: dynamic clipping percentile; "auto" = 0.995 for the paper's form, none for the residual form.
     text_emb=None samples without text (guidance is then irrelevant).
     """
+    form, cond_scale, residual_scale = residual.stats_of(config)
+    schedule, objective = config["schedule"], config["objective"]
     dev = next(model.parameters()).device
     b = lowres.shape[0]
     level = torch.full((b,), float(cond_noise), device=dev)
-    cond = data.resample(lowres.to(dev).float(), LOW_RATE, RATE)[:, None]     # (B, 1, T), §2.2
+    up, cond = residual.condition(lowres.to(dev), LOW_RATE, RATE, cond_scale)  # (B, T), (B, 1, T); §2.2
     cond = diffusion.noise_condition(cond, level, schedule=schedule, generator=generator)
     fn = _model_fn(model, cond, level, text_emb, text_mask)
     model_fn = diffusion.classifier_free_guidance(fn, guidance if text_emb is not None else 1.0)
     x = diffusion.sample(model_fn, tuple(cond.shape), step_sizes=diffusion.step_schedule(
         "waveform-cascader", step_kind, steps), schedule=schedule, objective=objective, gamma=gamma,
-        generator=generator, clip_percentile=clip, device=dev, progress=progress and "cascader")
-    return x[:, 0]
+        generator=generator, clip_percentile=(0.995 if form == "paper" else None) if clip == "auto" else clip,
+        project=residual.projector(LOW_RATE, RATE) if form == "residual" else None, device=dev,
+        progress=progress and "cascader")                                     # (B, 1, T)
+    return x[:, 0] if form == "paper" else residual.assemble(up, x, residual_scale)
 
 
 def preview(model, batch, ctx):
@@ -119,13 +138,13 @@ def preview(model, batch, ctx):
     audio = batch["audio"][:1].to(dev)
     low = data.resample(audio, RATE, LOW_RATE)
     emb, mask = ctx.text(batch["caption"][:1])
-    out = generate(model, low, emb, mask, steps=cfg.preview_steps, schedule=cfg.schedule, objective=cfg.objective,
-                   generator=ctx.generator)
+    out = generate(model, low, emb, mask, config=vars(cfg), steps=cfg.preview_steps, generator=ctx.generator)
     return [(low[0], LOW_RATE), (out[0], RATE)]
 
 
 STAGE = SimpleNamespace(NAME="waveform-cascader", MAKE_TARGET="train-cascader", DEFAULTS=DEFAULTS, USES_TEXT=True,
-                        model_config=model_config, data_spec=data_spec, loss=loss, preview=preview,
+                        model_config=model_config, data_spec=data_spec, calibrate=calibrate,
+                        CALIBRATED=("cond_scale", "residual_scale"), loss=loss, preview=preview,
                         __doc__=__doc__, __file__=__file__)
 
 if __name__ == "__main__":

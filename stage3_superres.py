@@ -3,13 +3,19 @@
 The last stage of both routes. It adds the band from 8 to 12 kHz (air, cymbals, bow noise) to whatever the
 waveform cascader or the vocoder produced. It has no text and no attention: a purely local, convolutional repair.
 
+    form           [choice, issue 12] residual.py: output = the input FFT-upsampled x1.5 + a diffused residual
+                   limited to 8-12 kHz and scaled to unit variance; the 0-8 kHz band passes through untouched.
+                   --form=paper diffuses the whole 24 kHz waveform, as the paper does.
     conditioning   the 16 kHz audio, FFT-upsampled x1.5 to 24 kHz [choice: the paper does not name the method; we
-                   use the waveform cascader's] and stacked with x_t as a 2nd channel
-    corruption     in training only: noise to u ~ U[0, 1.0] (Sec. 4.1), u given to the network; [choice] the
-                   paper gives no blur for this stage, we use the waveform cascader's
+                   use the waveform cascader's], scaled to unit variance and stacked with x_t as a 2nd channel
+    corruption     in training only: noise to u ~ U[0, t_max], u given to the network. Sec. 4.1 gives t_max = 1.0;
+                   [choice] 0.25, the level at which the noise matches a unit-variance signal (log-SNR 0 on the
+                   linear schedule): beyond it the conditioning is buried, and at 1.0 it was buried in ~97% of the
+                   examples. No blur [the paper gives none for this stage]; --blur_prob turns it on.
     training data  random 3-4 s crops [inferred: no attention, like the other cascaders]
     loss           v-prediction [design card], "simplified" weight, the "linear" schedule (Table 2)
-    sampling       Table 3: front-heavy steps, gamma = 0, no guidance (there is no text)
+    sampling       Table 3: front-heavy steps, gamma = 0, no guidance (there is no text); no dynamic clipping in
+                   the residual form (a unit-variance residual is not bounded by 1)
 
 Shapes: audio (B, T) at 16 kHz -> generate -> (B, 1.5 T) at 24 kHz.
 Train:  python stage3_superres.py --help   (make train-superres)
@@ -23,16 +29,21 @@ import torch
 
 import data
 import diffusion
+import residual
 import train
 import unet1d
 
 LOW_RATE, RATE = 16000, 24000
 
 DEFAULTS = {
+    "form": ("residual", "residual: input + diffused 8-12 kHz residual (residual.py) [choice]; paper: the whole wave"),
+    "cond_scale": (0.0, "RMS of the 0-8 kHz conditioning, divided out (0 = measure on the training clips at start)"),
+    "residual_scale": (0.0, "RMS of the 8-12 kHz residual, divided out (0 = measure on the training clips at start)"),
     "schedule": ("linear", "noise schedule (Table 2: linear, i.e. the DDPM beta schedule; see diffusion.py)"),
     "objective": ("v", "what the network predicts: v (design card) or eps (the paper)"),
     "weight": ("simplified", "loss weight: simplified (w = 1, Table 2) or sigma"),
-    "t_max": (1.0, "largest corruption level u of the conditioning during training (Sec. 4.1: 1.0)"),
+    "t_max": (0.25, "largest corruption level u of the conditioning in training (Sec. 4.1: 1.0) [choice]"),
+    "blur_prob": (0.0, "share of examples whose conditioning is blurred first (the paper gives no blur here)"),
     "crop_min": (3.0, "shortest training crop, seconds"),
     "crop_max": (4.0, "longest training crop, seconds"),
     "batch_size": (16, "examples per optimizer step (paper: 4096 for this stage)"),
@@ -40,6 +51,7 @@ DEFAULTS = {
 
 
 def model_config(cfg, text_dim=0):
+    train.check_choice(cfg, "form", residual.FORMS)
     return unet1d.PRESETS[f"{cfg.preset}-superres"]
 
 
@@ -49,9 +61,9 @@ def data_spec(cfg, unet_cfg):
             "preview_seconds": 4.0}
 
 
-def lowres_condition(audio):
-    """(B, T) 24 kHz -> (B, 1, T): the band below 8 kHz that the 16 kHz stages deliver, upsampled again."""
-    return data.resample(data.resample(audio, RATE, LOW_RATE), LOW_RATE, RATE)[:, None]
+def calibrate(cfg, audio):
+    """(B, T) training audio at 24 kHz -> the scales the residual form divides out (residual.calibrate)."""
+    return residual.calibrate(audio, LOW_RATE, RATE) if cfg.form == "residual" else {}
 
 
 def _model_fn(model, cond, cond_noise):
@@ -61,41 +73,50 @@ def _model_fn(model, cond, cond_noise):
 def loss(model, batch, ctx):
     cfg, g = ctx.cfg, ctx.generator
     audio = batch["audio"].to(ctx.device)                                     # (B, T) 24 kHz crop
-    cond, u = diffusion.corrupt_condition(lowres_condition(audio), t_max=cfg.t_max, schedule=cfg.schedule,
-                                          generator=g, blur="1d")
-    value, _, _ = diffusion.diffusion_loss(_model_fn(model, cond, u), audio[:, None], schedule=cfg.schedule,
+    cond, x0 = residual.loss_inputs(audio, LOW_RATE, RATE, cfg)              # (B, 1, T) each
+    cond, u = diffusion.corrupt_condition(cond, t_max=cfg.t_max, schedule=cfg.schedule, generator=g, blur="1d",
+                                          blur_prob=cfg.blur_prob)
+    value, _, _ = diffusion.diffusion_loss(_model_fn(model, cond, u), x0, schedule=cfg.schedule,
                                            objective=cfg.objective, weight=cfg.weight, generator=g)
     return value
 
 
 @torch.no_grad()
-def generate(model, audio, *, steps=20, step_kind="front", gamma=0.0, cond_noise=0.02, clip=0.995,
-             schedule="linear", objective="v", generator=None, progress=False):
+def generate(model, audio, *, config, steps=20, step_kind="front", gamma=0.0, cond_noise=0.02, clip="auto",
+             generator=None, progress=False):
     """(B, T) 16 kHz audio -> (B, round(1.5 T)) 24 kHz audio.  Defaults are Table 3's, with fewer steps.
-    cond_noise: the level u the conditioning is noised to before sampling [choice; see stage2_cascader.generate]."""
+
+    config: the training config (a checkpoint's "config" dict): form, scales, schedule, objective.
+    cond_noise: the level u the conditioning is noised to before sampling [choice; see stage2_cascader.generate].
+    clip: dynamic clipping percentile; "auto" = 0.995 for the paper's form, none for the residual form.
+    """
+    form, cond_scale, residual_scale = residual.stats_of(config)
+    schedule, objective = config["schedule"], config["objective"]
     dev = next(model.parameters()).device
     b = audio.shape[0]
     level = torch.full((b,), float(cond_noise), device=dev)
-    cond = data.resample(audio.to(dev).float(), LOW_RATE, RATE)[:, None]       # (B, 1, 1.5 T)
+    up, cond = residual.condition(audio.to(dev), LOW_RATE, RATE, cond_scale)  # (B, 1.5 T), (B, 1, 1.5 T)
     cond = diffusion.noise_condition(cond, level, schedule=schedule, generator=generator)
     x = diffusion.sample(_model_fn(model, cond, level), tuple(cond.shape),
                          step_sizes=diffusion.step_schedule("superres", step_kind, steps), schedule=schedule,
-                         objective=objective, gamma=gamma, generator=generator, clip_percentile=clip, device=dev,
-                         progress=progress and "super-resolution")
-    return x[:, 0]
+                         objective=objective, gamma=gamma, generator=generator,
+                         clip_percentile=(0.995 if form == "paper" else None) if clip == "auto" else clip,
+                         project=residual.projector(LOW_RATE, RATE) if form == "residual" else None,
+                         device=dev, progress=progress and "super-resolution")     # (B, 1, 1.5 T)
+    return x[:, 0] if form == "paper" else residual.assemble(up, x, residual_scale)
 
 
 def preview(model, batch, ctx):
     """Super-resolve a real test clip's 16 kHz version: [(input, rate), (output, rate)]."""
     audio = batch["audio"][:1].to(ctx.device)
     low = data.resample(audio, RATE, LOW_RATE)
-    out = generate(model, low, steps=ctx.cfg.preview_steps, schedule=ctx.cfg.schedule, objective=ctx.cfg.objective,
-                   generator=ctx.generator)
+    out = generate(model, low, config=vars(ctx.cfg), steps=ctx.cfg.preview_steps, generator=ctx.generator)
     return [(low[0], LOW_RATE), (out[0], RATE)]
 
 
 STAGE = SimpleNamespace(NAME="superres", MAKE_TARGET="train-superres", DEFAULTS=DEFAULTS, USES_TEXT=False,
-                        model_config=model_config, data_spec=data_spec, loss=loss, preview=preview,
+                        model_config=model_config, data_spec=data_spec, calibrate=calibrate,
+                        CALIBRATED=("cond_scale", "residual_scale"), loss=loss, preview=preview,
                         __doc__=__doc__, __file__=__file__)
 
 if __name__ == "__main__":

@@ -108,6 +108,12 @@ CHOICES = {"preset": ("tiny", "paper"), "schedule": ("cosine", "linear"), "objec
 POSITIVE = ("steps", "batch_size", "accum", "ckpt_every", "log_every", "preview_steps", "text_length")
 
 
+def check_choice(cfg, key, allowed):
+    """A stage's own word-valued setting (CHOICES holds the shared ones)."""
+    if getattr(cfg, key) not in allowed:
+        raise TrainingError(f"--{key} takes one of {', '.join(allowed)}, not {getattr(cfg, key)!r}.")
+
+
 def parse_config(stage, argv):
     """--key=value overrides checked against the stage's defaults; returns a SimpleNamespace."""
     table = defaults(stage)
@@ -260,7 +266,9 @@ def _log(rank, *args):
 
 
 RESUME_FIXED = ("seed", "batch_size", "accum", "world_size", "objective", "schedule", "weight", "text_length", "t5",
-                "repr", "seconds", "crop_min", "crop_max", "data")
+                "repr", "seconds", "crop_min", "crop_max", "data", "form", "t_max", "blur_prob", "blur_max")
+# What a checkpoint written before a setting existed was trained with: the conditioned stages' paper form.
+LEGACY = {"form": "paper"}
 
 
 def train(stage, cfg):
@@ -300,18 +308,19 @@ def _train(stage, cfg):
     model = getattr(stage, "build_model", UNet1D)(unet_cfg).to(device)
     ema_model = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))       # Sec. 4.1
-    start = 0
+    start, ckpt = 0, None
     if ckpt_path.exists() and not cfg.resume:
         raise TrainingError(f"{ckpt_path} already exists; pass --resume=true to continue it, or choose another --out.")
     if cfg.resume:
         if not ckpt_path.exists():
             raise TrainingError(f"--resume=true but {ckpt_path} does not exist; drop --resume to start a new run.")
         ckpt = load_checkpoint(ckpt_path)
-        if ckpt["stage"] != stage.NAME or ckpt["unet"] != asdict(unet_cfg):
+        # A config field added since the checkpoint was written takes its default (UNetConfig's).
+        if ckpt["stage"] != stage.NAME or {**asdict(type(unet_cfg)()), **ckpt["unet"]} != asdict(unet_cfg):
             raise TrainingError(f"{ckpt_path} holds a different stage or model size; use another --out.")
         # An exact continuation needs the same data stream and the same loss: these settings must not change.
         for key in RESUME_FIXED:
-            old = ckpt["config"].get(key, None) if key != "world_size" else ckpt.get("world_size", 1)
+            old = ckpt["config"].get(key, LEGACY.get(key)) if key != "world_size" else ckpt.get("world_size", 1)
             new = getattr(cfg, key, None) if key != "world_size" else world
             if old != new:
                 raise TrainingError(f"{ckpt_path} was trained with {key}={old}, not {new}; resume with the same "
@@ -325,15 +334,15 @@ def _train(stage, cfg):
         return
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
-    _log(rank, f"training {stage.NAME} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters) on "
-               f"{world} x {device}; config:")
-    for key, value in vars(cfg).items():
-        _log(rank, f"  {key} = {value}")
-
     spec = stage.data_spec(cfg, unet_cfg)
     # The corpus layout has train/ and test/; a plain folder of clips serves as both.
     train_dir = Path(cfg.data) / "train" if (Path(cfg.data) / "train").is_dir() else Path(cfg.data)
     test_dir = Path(cfg.data) / "test" if (Path(cfg.data) / "test").is_dir() else train_dir
+    _calibrate(stage, cfg, spec, train_dir, ckpt["config"] if start else None)
+    _log(rank, f"training {stage.NAME} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters) on "
+               f"{world} x {device}; config:")
+    for key, value in vars(cfg).items():
+        _log(rank, f"  {key} = {value}")
     loader = data.step_loader(train_dir, spec["rate"], micro_batch=micro, accum=cfg.accum,
                               crop_range=spec.get("crop_range"), multiple=spec.get("multiple", 1), seed=cfg.seed,
                               start_step=start, rank=rank, world_size=world, num_workers=cfg.workers)
@@ -405,6 +414,29 @@ def _train(stage, cfg):
             return
     bar.close()
     _log(rank, f"done: {ckpt_path} at step {cfg.steps}")
+
+
+CALIBRATION_CLIPS, CALIBRATION_SECONDS = 32, 10.0      # ~5 minutes of training audio
+
+
+def _calibrate(stage, cfg, spec, train_dir, resumed_config):
+    """Data statistics a stage's diffusion needs (signal scales, spectrogram statistics), measured once on the first
+    training clips when a run starts and kept in its config (so in every checkpoint); a resumed run reuses the
+    recorded ones. A setting given on the command line is kept as given. [choice, issue 12]"""
+    if not hasattr(stage, "calibrate"):
+        return
+    if resumed_config is not None:
+        measured = {k: v for k, v in resumed_config.items() if k in stage.CALIBRATED}
+        for key, value in measured.items():
+            if getattr(cfg, key, None) and getattr(cfg, key) != value:
+                raise TrainingError(f"this run was calibrated with {key}={value}, not {getattr(cfg, key)}; resume "
+                                    f"without --{key} or start a new run with another --out.")
+    else:
+        batch = data.fixed_batch(train_dir, spec["rate"], n=CALIBRATION_CLIPS, seconds=CALIBRATION_SECONDS)
+        measured = stage.calibrate(cfg, batch["audio"])
+    for key, value in measured.items():
+        if not getattr(cfg, key, None):                        # 0, empty or missing: take the measured value
+            setattr(cfg, key, value)
 
 
 def _all_agree(flag, world, device):

@@ -3,7 +3,7 @@
 One network class, configured five ways (Table 8):
 
     entry conv (k=3)  ->  for depth I = 1..D:  down-sample (stride S_I) -> N_I blocks   (store skip)
-                      ->  bottom: + projected aligned input (vocoder's spectrogram)
+                      ->  bottom: + projected aligned input (vocoder's spectrogram; optionally at every depth)
                       ->  for depth I = D..1:  N_I blocks -> up-sample (stride S_I) -> + skip of depth I-1
                       ->  exit conv (k=3)
 
@@ -16,7 +16,8 @@ Shapes:
     text_emb   (B, L, text_dim)              T5 token embeddings;  text_mask (B, L) bool, True = real token
     drop_text  (B,) bool                     True = zero the cross-attention output (classifier-free guidance)
     cond       (B, cond_channels, T)         low-fidelity audio stacked with x_t (cascaders)
-    aligned    (B, aligned_channels, ceil(T / total_stride))   vocoder spectrogram, added at the bottom
+    aligned    (B, aligned_channels, ceil(T / total_stride))   vocoder spectrogram, added at the bottom (and, with
+                                             aligned_every_depth, repeated to every shallower depth's rate)
     cond_noise (B,)                          corruption level u of `cond`/`aligned` (cascaders, vocoder)
     returns    (B, out_channels, T)
 
@@ -39,6 +40,7 @@ class UNetConfig:
     out_channels: int = 1         # channels of the prediction (same as in_channels)
     cond_channels: int = 0        # low-fidelity audio stacked with x_t at the input (waveform and SR cascaders: 1)
     aligned_channels: int = 0     # vocoder: mel bins (80) projected and ADDED at the bottom of the U (Fig. 1)
+    aligned_every_depth: bool = False  # [choice] also add it (repeated to each rate) at every depth of the down path
     base_channels: int = 256      # width of the entry and exit convs (C_0) and the unit of channel_mults
     kernel_size: int = 7          # k of the block convs (Tab. 8); entry and exit convs use 3 (App. B.1)
     strides: tuple[int, ...] = (4, 4, 4, 4, 4, 4)        # S_I, one per depth (Tab. 8)
@@ -272,6 +274,11 @@ class UNet1D(nn.Module):
         # [choice] we add it right after the last down-sampling conv, so the bottom blocks process it.
         self.aligned_proj = (nn.Conv1d(cfg.aligned_channels, widths[-1], 3, padding=1)
                              if cfg.aligned_channels else None)
+        # [choice, issue 12] The tiny vocoder ignored a spectrogram that reached it only at the bottom (swapping the
+        # spectrogram moved its loss by 1-8%); with aligned_every_depth each shallower depth gets its own projection
+        # of the frames, repeated to its rate, as DiffWave conditions every layer.
+        self.aligned_shallow = (nn.ModuleList(nn.Conv1d(cfg.aligned_channels, C, 3, padding=1) for C in widths[:-1])
+                                if cfg.aligned_channels and cfg.aligned_every_depth else None)
         self.exit_norm = group_norm(base, cfg.norm_groups)  # [choice] GN + SiLU before the exit conv
         self.exit = ThinConv1d(base, cfg.out_channels, 3, padding=1)
 
@@ -332,6 +339,9 @@ class UNet1D(nn.Module):
             h = level["resample"](h)                                  # (B, C_I, T_pad / (S_1 ... S_I))
             if I == len(self.down) - 1 and self.aligned_proj is not None:
                 h = h + self.aligned_proj(aligned)                    # bottom: (B, C_D, T_pad / total_stride)
+            elif self.aligned_shallow is not None:
+                repeat = math.prod(cfg.strides[I + 1:])               # frames -> this depth's rate
+                h = h + self.aligned_shallow[I](aligned).repeat_interleave(repeat, dim=-1)
             for block in level["blocks"]:
                 h = block(h, temb, text)
             skips.append(h)
@@ -432,8 +442,8 @@ PRESETS: dict[str, UNetConfig] = {
     # each frame through fewer channels than it has, and the model cannot even pass a lightly noised spectrogram
     # through. With base 32 it learned little more than each bin's mean (measured in the README). Paper: 256.
     "tiny-spectrogram-generator": _tiny("paper-spectrogram-generator", 96, (1, 1, 1, 1, 1), (2, 1, 1, 1, 1)),
-    # widths 16, 48, 96, 192 (the spectrogram is added at 192 channels, 100 frames/s)
-    "tiny-vocoder": _tiny("paper-vocoder", 8, (2, 6, 12, 24), (1, 1, 2, 2)),
+    # widths 16, 48, 96, 192 (the spectrogram is added at 192 channels, 100 frames/s, and at 16, 48 and 96)
+    "tiny-vocoder": replace(_tiny("paper-vocoder", 8, (2, 6, 12, 24), (1, 1, 2, 2)), aligned_every_depth=True),
     # widths 16, 64, 128, 128
     "tiny-superres": _tiny("paper-superres", 8, (2, 8, 16, 16), (1, 1, 1, 2)),
 }

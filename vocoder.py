@@ -3,15 +3,23 @@
 Second stage of the spectrogram route (spectrogram generator -> vocoder -> super-resolution). A diffusion model
 over the waveform, conditioned on nothing but the 80-bin log-mel at 100 frames per second; no text.
 
+    form           [choice, issue 12] "scaled": the waveform is divided by its RMS on the training clips (~0.1) so
+                   that it has the unit scale the noise schedule assumes, and each mel bin is standardised with its
+                   mean and std on those clips; both are kept in the checkpoint. --form=paper diffuses the raw
+                   waveform and takes the [-1, 1] log-mel as it is.
     conditioning   the spectrogram is an "aligned input": the U-Net's strides multiply to 160 = 16000 / 100, the
                    hop, so at the bottom of the U each position is one spectrogram frame. The 80 mel bins are
                    projected to the bottom width and ADDED there (Fig. 1) [choice: right after the last down-sampling
-                   layer, so the bottom blocks already see it]
+                   layer, so the bottom blocks already see it]; the tiny preset also adds them at every shallower
+                   depth (unet1d.py, aligned_every_depth)
     corruption     in training only: a 2D 5x5 Gaussian blur (std in [0.2, 1.0]) of the spectrogram, then noise to a
-                   level u ~ U[0, 1.0] (Sec. 4.1); u is given to the network
+                   level u ~ U[0, t_max]; u is given to the network. Sec. 4.1 gives t_max 1.0; [choice] 0.25, where
+                   the noise matches the standardised spectrogram (log-SNR 0): at 1.0 the spectrogram was buried in
+                   noise in most examples and the vocoder learned to ignore it
     training data  random 3-4 s crops (Sec. 4.1)
     loss           v-prediction [design card; the paper: eps], "simplified" weight, the "linear" schedule (Table 2)
-    sampling       Table 3: front-heavy steps (100 in the paper), gamma = 0, no guidance
+    sampling       Table 3: front-heavy steps (100 in the paper), gamma = 0, no guidance; no dynamic clipping in
+                   the scaled form (a unit-RMS waveform is not bounded by 1)
 
 Shapes: spectrogram (B, 80, F) -> generate -> (B, 160 F) at 16 kHz.
 Train:  python vocoder.py --help   (make train-vocoder)
@@ -29,11 +37,15 @@ import unet1d
 
 RATE = 16000
 
+FORMS = ("scaled", "paper")
+
 DEFAULTS = {
+    "form": ("scaled", "scaled: unit-RMS waveform and standardised mel bins [choice]; paper: both as they are"),
+    "signal_scale": (0.0, "RMS of the training audio, divided out (0 = measure on the training clips at start)"),
     "schedule": ("linear", "noise schedule (Table 2: linear, i.e. the DDPM beta schedule; see diffusion.py)"),
     "objective": ("v", "what the network predicts: v (design card) or eps (the paper)"),
     "weight": ("simplified", "loss weight: simplified (w = 1, Table 2) or sigma"),
-    "t_max": (1.0, "largest corruption level u of the spectrogram during training (Sec. 4.1: 1.0)"),
+    "t_max": (0.25, "largest corruption level u of the spectrogram in training (Sec. 4.1: 1.0) [choice]"),
     "crop_min": (3.0, "shortest training crop, seconds"),
     "crop_max": (4.0, "longest training crop, seconds"),
     "batch_size": (16, "examples per optimizer step (paper: 2048)"),
@@ -41,6 +53,7 @@ DEFAULTS = {
 
 
 def model_config(cfg, text_dim=0):
+    train.check_choice(cfg, "form", FORMS)
     unet_cfg = unet1d.PRESETS[f"{cfg.preset}-vocoder"]
     if unet_cfg.total_stride != data.MEL_HOP:
         raise train.TrainingError(f"the vocoder's strides must multiply to the spectrogram hop {data.MEL_HOP}, "
@@ -53,6 +66,28 @@ def data_spec(cfg, unet_cfg):
             "preview_seconds": 4.0}
 
 
+def calibrate(cfg, audio):
+    """(B, T) 16 kHz training audio -> the waveform's RMS and each mel bin's mean and std (80 each)."""
+    if cfg.form == "paper":
+        return {}
+    mel = data.log_mel(audio)                                                 # (B, 80, F)
+    return {"signal_scale": round(max(float(audio.pow(2).mean().sqrt()), 1e-6), 6),
+            "mel_mean": [round(v, 5) for v in mel.mean(dim=(0, 2)).tolist()],
+            # [choice] a floor of 0.05: a bin silent in every calibration clip must not blow up a generated mel.
+            "mel_std": [round(max(v, 0.05), 5) for v in mel.std(dim=(0, 2)).tolist()]}
+
+
+def standardise(mel, config):
+    """(B, 80, F) log-mel in [-1, 1] -> the network's input: each bin standardised (scaled form) or as it is."""
+    if config.get("form", "paper") == "paper":
+        return mel
+    if len(config.get("mel_mean") or ()) != data.MEL_BINS or not config.get("signal_scale", 0) > 0:
+        raise train.CheckpointError("this scaled-form vocoder config has no measured signal_scale, mel_mean and mel_std; train "
+                         "the vocoder (train.py measures them).")
+    mean, std = (torch.tensor(config[k], device=mel.device)[:, None] for k in ("mel_mean", "mel_std"))  # (80, 1)
+    return (mel - mean) / std
+
+
 def _model_fn(model, spectrogram, cond_noise):
     return lambda x_t, t: model(x_t, t, aligned=spectrogram, cond_noise=cond_noise)
 
@@ -60,40 +95,47 @@ def _model_fn(model, spectrogram, cond_noise):
 def loss(model, batch, ctx):
     cfg, g = ctx.cfg, ctx.generator
     audio = batch["audio"].to(ctx.device)                                     # (B, T) 16 kHz, T = 160 F
-    mel = data.log_mel(audio)                                                 # (B, 80, F)
+    mel = standardise(data.log_mel(audio), vars(cfg))                         # (B, 80, F)
     mel, u = diffusion.corrupt_condition(mel, t_max=cfg.t_max, schedule=cfg.schedule, generator=g,
                                          blur="2d")                          # Sec. 4.1: 5x5 blur, std 0.2-1.0
-    value, _, _ = diffusion.diffusion_loss(_model_fn(model, mel, u), audio[:, None], schedule=cfg.schedule,
+    x0 = (audio / (cfg.signal_scale if cfg.form == "scaled" else 1.0))[:, None]   # (B, 1, T)
+    value, _, _ = diffusion.diffusion_loss(_model_fn(model, mel, u), x0, schedule=cfg.schedule,
                                            objective=cfg.objective, weight=cfg.weight, generator=g)
     return value
 
 
 @torch.no_grad()
-def generate(model, spectrogram, *, steps=20, step_kind="front", gamma=0.0, cond_noise=0.02, clip=0.995,
-             schedule="linear", objective="v", generator=None, progress=False):
+def generate(model, spectrogram, *, config, steps=20, step_kind="front", gamma=0.0, cond_noise=0.02, clip="auto",
+             generator=None, progress=False):
     """(B, 80, F) log-mel in [-1, 1] -> (B, 160 F) 16 kHz audio.  Defaults are Table 3's, with fewer steps.
-    cond_noise: the level u the spectrogram is noised to before sampling [choice; see stage2_cascader.generate]."""
+    config: the training config (a checkpoint's "config" dict): form, statistics, schedule, objective.
+    cond_noise: the level u the spectrogram is noised to before sampling [choice; see stage2_cascader.generate].
+    clip: dynamic clipping percentile; "auto" = 0.995 for the paper's form, none for the scaled form."""
+    scaled = config.get("form", "paper") == "scaled"
+    schedule = config["schedule"]
     dev = next(model.parameters()).device
     b, _, frames = spectrogram.shape
     level = torch.full((b,), float(cond_noise), device=dev)
-    mel = diffusion.noise_condition(spectrogram.to(dev).float(), level, schedule=schedule, generator=generator)
+    mel = standardise(spectrogram.to(dev).float(), config)
+    mel = diffusion.noise_condition(mel, level, schedule=schedule, generator=generator)
     x = diffusion.sample(_model_fn(model, mel, level), (b, 1, frames * data.MEL_HOP),
                          step_sizes=diffusion.step_schedule("vocoder", step_kind, steps), schedule=schedule,
-                         objective=objective, gamma=gamma, generator=generator, clip_percentile=clip, device=dev,
-                         progress=progress and "vocoder")
-    return x[:, 0]
+                         objective=config["objective"], gamma=gamma, generator=generator,
+                         clip_percentile=(None if scaled else 0.995) if clip == "auto" else clip, device=dev,
+                         progress=progress and "vocoder")                    # (B, 1, 160 F)
+    return x[:, 0] * (config["signal_scale"] if scaled else 1.0)
 
 
 def preview(model, batch, ctx):
     """Vocode a real test clip's spectrogram: [(spectrogram, None), (output, rate)]."""
     mel = data.log_mel(batch["audio"][:1].to(ctx.device))
-    out = generate(model, mel, steps=ctx.cfg.preview_steps, schedule=ctx.cfg.schedule, objective=ctx.cfg.objective,
-                   generator=ctx.generator)
+    out = generate(model, mel, config=vars(ctx.cfg), steps=ctx.cfg.preview_steps, generator=ctx.generator)
     return [(mel[0], None), (out[0], RATE)]
 
 
 STAGE = SimpleNamespace(NAME="vocoder", MAKE_TARGET="train-vocoder", DEFAULTS=DEFAULTS, USES_TEXT=False,
-                        model_config=model_config, data_spec=data_spec, loss=loss, preview=preview,
+                        model_config=model_config, data_spec=data_spec, calibrate=calibrate,
+                        CALIBRATED=("signal_scale", "mel_mean", "mel_std"), loss=loss, preview=preview,
                         __doc__=__doc__, __file__=__file__)
 
 if __name__ == "__main__":

@@ -27,6 +27,9 @@ def write_corpus(folder, clips, seconds=5.0, rate=24000, seed=0):
         beat = float(rng.choice([1.0, 2.0]))
         envelope = 0.5 + 0.5 * np.cos(2 * np.pi * beat * t) ** 2          # a pulse, so there is a tempo
         audio = 0.4 * envelope * np.sin(2 * np.pi * pitch * t) + 0.1 * np.sin(2 * np.pi * 2 * pitch * t)
+        # Quiet partials in the bands the cascaders add (1.6-8 kHz and 8-12 kHz), so that every stage has
+        # something to learn: the 9th harmonic and a 10 kHz shimmer, both pulsing with the tone.
+        audio += envelope * (0.03 * np.sin(2 * np.pi * 9 * pitch * t) + 0.01 * np.sin(2 * np.pi * 10000 * t))
         name = f"clip{i:03d}.wav"
         sf.write(folder / name, audio.astype(np.float32), rate)
         lines.append({"path": name, "captions": [f"a tone at {pitch:.0f} hertz pulsing {beat:.0f} times a second",

@@ -171,3 +171,18 @@ def test_bf16_wrapper_returns_float32_for_tensor_and_tuple_outputs():
     assert one.dtype == torch.float32 and torch.allclose(one, lin(x), atol=0.05)
     assert isinstance(pair, tuple) and all(p.dtype == torch.float32 for p in pair)
     assert torch.allclose(pair[1], lin(x).sum(1), atol=0.2)
+
+
+def test_make_passes_every_training_setting_to_the_stage():
+    """`make train-cascader SEED=3 OUT=...` once dropped SEED and OUT silently (they were the sample target's)."""
+    r = subprocess.run(["make", "-n", "train-cascader", "SEED=3", "OUT=/tmp/elsewhere", "SECONDS=12", "STEPS=5"],
+                       cwd=ROOT, capture_output=True, text=True)
+    command = r.stdout.strip().splitlines()[-1]
+    for setting in ("--seed=3", "--out=/tmp/elsewhere", "--seconds=12", "--steps=5", "--preset=tiny"):
+        assert setting in command.split(), (setting, command)
+
+
+def test_every_entry_point_answers_help():
+    for script in ("data.py", "stage2_cascader.py", "stagecheck.py", "sample.py", "evaluate.py"):
+        r = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True)
+        assert r.returncode == 0 and len(r.stdout) > 80, (script, r.stdout, r.stderr)

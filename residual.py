@@ -1,0 +1,94 @@
+"""The residual form of the two waveform cascaders: output = upsampled input + a diffused, band-limited residual.
+
+[choice, issue 12; the paper's form is `--form=paper`]  The paper's cascaders (Sec. 3.3.1, 3.3.3) diffuse the whole
+high-rate waveform and are told the upsampled low-rate one. Measured on this project's corpus, that fails at any
+size we can train: clips have RMS 0.1 while the noise schedules assume unit-scale data, and the band a stage must
+add is tiny (RMS 0.001 above 8 kHz for super-resolution), so unit noise buries it at every t. The tiny
+super-resolution model trained that way ignored its input (the added bands of its outputs for two different inputs
+correlated 0.988) and its output's 0-8 kHz band erred by 0.109 RMS from the input it was given (`make
+check-stages`; README, "Does each stage do its job?").
+
+The residual form splits each high-rate clip x (B, T) at the low rate's Nyquist frequency f_c:
+
+    x = lowpass(x) + highpass(x)          lowpass(x) = up(down(x)): exactly what the earlier stage hands over
+    x0 = highpass(x) / residual_scale     the diffused signal: only the missing band, at about unit variance
+    cond = lowpass(x) / cond_scale        the conditioning: the given band, at about unit variance
+
+and at sampling time writes the output as
+
+    y = up(input) + residual_scale * highpass(x0_hat)
+
+so the band the stage is given comes out exactly as it went in (from the first training step on; a test checks
+it), and the network spends everything it has on the band it must add. Both scales are RMS values measured on the
+training clips when a run starts (train.py, `_calibrate`) and kept in the checkpoint's config.
+
+Shapes: audio (B, T) at the stage's rate; cond and x0 (B, 1, T).
+"""
+
+import data
+import train
+
+FORMS = ("residual", "paper")
+
+
+def highpass(audio, low_rate, rate):
+    """(..., T) at `rate` -> (..., T): the content at or above low_rate / 2, by zeroing the FFT bins below it.
+    The complement of data.resample's round trip: audio - highpass(audio) == up(down(audio)) to float precision."""
+    return audio - lowpass(audio, low_rate, rate)
+
+
+def lowpass(audio, low_rate, rate):
+    """(..., T) -> (..., T): what survives a trip down to `low_rate` and back up (data.resample, brick-wall FFT)."""
+    return data.resample(data.resample(audio, rate, low_rate), low_rate, rate)
+
+
+def calibrate(audio, low_rate, rate):
+    """(B, T) training audio -> {"cond_scale", "residual_scale"}: the RMS of the given band and of the missing band.
+    A floor of 1e-6 keeps a corpus with no content above the cut (a band-limited recording) from dividing by 0."""
+    low = lowpass(audio, low_rate, rate)
+    rms = lambda z: max(float(z.pow(2).mean().sqrt()), 1e-6)
+    return {"cond_scale": round(rms(low), 6), "residual_scale": round(rms(audio - low), 6)}
+
+
+def split(audio, low_rate, rate, cond_scale, residual_scale):
+    """(B, T) high-rate audio -> (cond (B, 1, T), x0 (B, 1, T)): the scaled given band and the scaled residual."""
+    low = lowpass(audio, low_rate, rate)
+    return (low / cond_scale)[:, None], ((audio - low) / residual_scale)[:, None]
+
+
+def condition(lowres, low_rate, rate, cond_scale):
+    """(B, T_low) audio from the earlier stage -> (upsampled (B, T), network conditioning (B, 1, T))."""
+    up = data.resample(lowres.float(), low_rate, rate)
+    return up, (up / cond_scale)[:, None]
+
+
+def projector(low_rate, rate):
+    """A function x0_hat (B, 1, T) -> its part above low_rate / 2: applied to every x0 estimate while sampling
+    (diffusion.sample's `project`), so that the residual never touches the given band."""
+    return lambda x0: highpass(x0, low_rate, rate)
+
+
+def assemble(up, x0, residual_scale):
+    """up (B, T) + residual_scale * x0 (B, 1, T) -> (B, T): the stage's output, eq. at the top of this file."""
+    return up + residual_scale * x0[:, 0]
+
+
+def loss_inputs(audio, low_rate, rate, cfg):
+    """A training crop (B, T) -> (cond, x0), each (B, 1, T), in the form `cfg.form` names."""
+    form, cond_scale, residual_scale = stats_of(vars(cfg))
+    if form == "paper":
+        return lowpass(audio, low_rate, rate)[:, None], audio[:, None]
+    return split(audio, low_rate, rate, cond_scale, residual_scale)
+
+
+def stats_of(config):
+    """(form, cond_scale, residual_scale) from a checkpoint's config dict; checkpoints made before the residual form
+    existed have no `form` key and are the paper's form."""
+    form = config.get("form", "paper")
+    if form == "paper":
+        return form, 1.0, 1.0
+    if not (config.get("cond_scale", 0) > 0 and config.get("residual_scale", 0) > 0):
+        raise train.CheckpointError("this residual-form config has no measured cond_scale and residual_scale; train the stage "
+                         "(train.py measures them) or give both settings.")
+    return form, float(config["cond_scale"]), float(config["residual_scale"])
+

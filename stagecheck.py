@@ -1,0 +1,347 @@
+"""Does each conditioned stage do its job?  Checked at sampling time, on held-out real clips (issue 12).
+
+A training loss that goes down proves little: the first shipped super-resolution stage reached a low loss and yet
+ignored its input entirely. This file asks each stage the questions that would have caught it, with the shipped
+sampling settings (sample.DEFAULTS), and always next to the answer of *no model at all*:
+
+    waveform cascader (3.2 -> 16 kHz) and super-resolution (16 -> 24 kHz); the input is the real clip's own
+    low-rate version, so the real clip is the right answer:
+      given band    RMS error below the input's Nyquist frequency (should be ~0), against plain FFT resampling
+      added band    log-spectral distance (dB) to the real clip above it, against plain resampling's empty band
+                    and against the output made from another clip's input (a stage that ignores its input scores
+                    the same on both)
+      teacher-forced  the error of the model's x0 estimate at several noise levels t, as a share of the error of
+                    "x0 = the upsampled input" (the no-model answer): below 1 means the model adds something true
+      correlation   of the added band of two outputs made from two different inputs with the same seed (near 1 =
+                    the stage ignores its input)
+    vocoder (log-mel -> 16 kHz):
+      log-mel distance of its output to the real clip, against Griffin-Lim from the same mel (no model) and
+      against the output made from another clip's mel
+    and the two model-free figures of the issue, on the outputs and on the real clips:
+      flatness      median over 64 ms frames of the spectral flatness (geometric / arithmetic mean of the power,
+                    47 Hz-4 kHz) after whitening by the clip's own mean spectrum: ~0.56 for stationary noise of any
+                    colour, near 0 for notes that start and stop
+      persistence   the log-mel with each band's and each frame's mean removed, correlated with itself 50 ms
+                    later: ~0 for noise or speckle, 0.5-0.9 for real music (harmonic lines last)
+    routes          both routes fed a real clip's first stage (its 3.2 kHz version, or its log-mel), all the way
+                    to 24 kHz: the cascade above the generator must preserve music on both figures
+
+    python stagecheck.py [--data data/music21] [--checkpoints checkpoints] [--n 6] [--seconds 4]   (make check-stages)
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import audio_io
+import data
+import diffusion
+import residual
+import sample
+import stage2_cascader
+import stage3_superres
+import text_encoder
+import train
+import vocoder
+
+# ---------------------------------------------------------------------------------------------------------------
+# 1. The model-free figures
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _power(audio, rate, frame_seconds=0.064, hop_seconds=0.016):
+    """(B, T) -> (B, bins, frames) power spectrogram with Hann frames of 64 ms and frequencies (bins,) in Hz."""
+    n_fft = round(frame_seconds * rate)
+    spec = torch.stft(audio.float(), n_fft, hop_length=round(hop_seconds * rate), window=torch.hann_window(n_fft),
+                      center=False, return_complex=True)
+    return spec.abs().pow(2), torch.fft.rfftfreq(n_fft, 1 / rate)
+
+
+def flatness(audio, rate, band=(47.0, 4000.0)):
+    """(B, T) -> (B,): median over frames of the whitened spectral flatness (see the top of this file)."""
+    power, freqs = _power(audio, rate)
+    power = power[:, (freqs >= band[0]) & (freqs <= band[1])] + 1e-12       # (B, bins, frames)
+    white = power / power.mean(dim=2, keepdim=True)                          # divide out the clip's mean spectrum
+    per_frame = white.log().mean(dim=1).exp() / white.mean(dim=1)            # (B, frames): geometric / arithmetic
+    return per_frame.median(dim=1).values
+
+
+def persistence(audio, rate, lag_seconds=0.05):
+    """(B, T) -> (B,): correlation of the centred log-mel with itself `lag_seconds` later (see the top)."""
+    mel = data.log_mel(data.resample(audio.float(), rate, data.MEL_RATE))    # (B, 80, F), 100 frames/s
+    mel = mel - mel.mean(dim=2, keepdim=True)                                # each band's mean
+    mel = mel - mel.mean(dim=1, keepdim=True)                                # each frame's mean
+    lag = round(lag_seconds * data.MEL_RATE / data.MEL_HOP)
+    a, b = mel[..., :-lag], mel[..., lag:]
+    return (a * b).sum(dim=(1, 2)) / ((a * a).sum(dim=(1, 2)) * (b * b).sum(dim=(1, 2))).sqrt().clamp(min=1e-12)
+
+
+def log_spectral_distance(audio, reference, rate, band):
+    """(B, T) twice -> (B,): the RMS over bins in `band` (Hz) of the difference of the power spectra in dB, averaged
+    over frames. A floor of -100 dB stands for an empty band."""
+    p, freqs = _power(audio, rate)
+    q, _ = _power(reference, rate)
+    keep = (freqs >= band[0]) & (freqs < band[1])
+    db = lambda x: 10 * torch.log10(x[:, keep] + 1e-10)
+    return (db(p) - db(q)).pow(2).mean(dim=1).sqrt().mean(dim=1)
+
+
+def griffin_lim(mel, iterations=32, generator=None):
+    """(B, 80, F) log-mel in [-1, 1] -> (B, 160 F) 16 kHz audio with no model: the mel magnitudes are spread back
+    over the STFT bins by least squares (clamped at 0), and a phase is found by Griffin-Lim's alternating
+    projections (Griffin & Lim 1984), with the STFT settings of data.log_mel."""
+    lo, hi = data.LOG_MEL_RANGE
+    mel_mag = torch.exp((mel.float() + 1) / 2 * (hi - lo) + lo)              # (B, 80, F): undo log_mel's map
+    fb = data.mel_filterbank()                                               # (80, 513)
+    magnitude = (torch.linalg.pinv(fb) @ mel_mag).clamp(min=0)               # (B, 513, F): least squares
+    window = torch.hann_window(data.MEL_WINDOW)
+    stft = dict(n_fft=data.MEL_NFFT, hop_length=data.MEL_HOP, win_length=data.MEL_WINDOW, window=window)
+    length = mel.shape[-1] * data.MEL_HOP
+    # The STFT of data.log_mel has one frame more than the mel keeps (the frame centred past the end).
+    magnitude = torch.nn.functional.pad(magnitude, (0, 1), mode="replicate")
+    phase = torch.rand(magnitude.shape, generator=generator) * 2 * torch.pi
+    spec = magnitude * torch.exp(1j * phase)
+    for _ in range(iterations):
+        audio = torch.istft(spec, length=length, center=True, **stft)
+        rebuilt = torch.stft(audio, center=True, pad_mode="constant", return_complex=True, **stft)
+        spec = magnitude * torch.exp(1j * rebuilt.angle())
+    return torch.istft(spec, length=length, center=True, **stft)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 2. The stage checks
+# ---------------------------------------------------------------------------------------------------------------
+
+TEACHER_TIMES = (0.05, 0.2, 0.5, 0.8)
+CASCADERS = {  # name -> (module, low rate, rate)
+    "waveform-cascader": (stage2_cascader, stage2_cascader.LOW_RATE, stage2_cascader.RATE),
+    "superres": (stage3_superres, stage3_superres.LOW_RATE, stage3_superres.RATE),
+}
+
+
+def _generate(name, model, config, low, text, seed):
+    """One conditioned stage with the shipped sampling settings (sample.DEFAULTS) and a fixed seed."""
+    s = sample.DEFAULTS[name]
+    g = torch.Generator().manual_seed(seed)
+    common = dict(config=config, steps=s["steps"], step_kind=s["step_kind"], gamma=s["gamma"],
+                  cond_noise=s["cond_noise"], generator=g)
+    if name == "waveform-cascader":
+        return stage2_cascader.generate(model, low, *text, guidance=s["guidance"], **common)
+    if name == "superres":
+        return stage3_superres.generate(model, low, **common)
+    return vocoder.generate(model, low, **common)
+
+
+@torch.no_grad()
+def teacher_forced(name, model, config, real, text):
+    """{t: error of the model's x0 estimate / error of the no-model answer}, the conditioning as in sampling.
+
+    In audio units for both forms: for a cascader the no-model answer is the upsampled input (the residual form's
+    x0 = 0), for the vocoder it is silence. The conditioning is noised to the shipped sampling level u."""
+    module, low_rate, rate = CASCADERS.get(name, (vocoder, None, vocoder.RATE))
+    cfg = argparse.Namespace(**{**config, "form": config.get("form", "paper")})
+    g = torch.Generator().manual_seed(0)
+    u = torch.full((real.shape[0],), sample.DEFAULTS[name]["cond_noise"])
+    if name == "vocoder":
+        cond = vocoder.standardise(data.log_mel(real), config)
+        scale = config["signal_scale"] if cfg.form == "scaled" else 1.0
+        x0, truth, base = real[:, None] / scale, real, torch.zeros_like(real)
+        kwargs = lambda c: dict(aligned=c)
+    else:
+        cond, x0 = residual.loss_inputs(real, low_rate, rate, cfg)          # (B, 1, T) each, in the form's units
+        _, _, scale = residual.stats_of(config)
+        truth, base = real, residual.lowpass(real, low_rate, rate)
+        kwargs = lambda c: dict(cond=c, text_emb=text[0], text_mask=text[1]) if text[0] is not None else dict(cond=c)
+    cond = diffusion.noise_condition(cond, u, schedule=cfg.schedule, generator=g)
+    ratios = {}
+    for t in TEACHER_TIMES:
+        tt = torch.full((real.shape[0],), t)
+        alpha, sigma = diffusion.alpha_sigma(tt, cfg.schedule)
+        eps = torch.randn(x0.shape, generator=g)
+        x_t = diffusion._bcast(alpha, x0) * x0 + diffusion._bcast(sigma, x0) * eps
+        x0_hat, _ = diffusion.to_x0_eps(model(x_t, tt, cond_noise=u, **kwargs(cond)), x_t, alpha, sigma, cfg.objective)
+        if cfg.form == "residual":
+            estimate = base + scale * residual.highpass(x0_hat[:, 0], low_rate, rate)
+        else:
+            estimate = x0_hat[:, 0] * (scale if name == "vocoder" else 1.0)
+        ratios[t] = float((estimate - truth).pow(2).mean() / (base - truth).pow(2).mean().clamp(min=1e-20))
+    return ratios
+
+
+def check_cascader(name, model, config, real, text):
+    """The four questions for the waveform cascader or super-resolution on real clips (B, T) at the stage's rate."""
+    _, low_rate, rate = CASCADERS[name]
+    low = data.resample(real, rate, low_rate)                                # what the earlier stage hands over
+    swapped = low.roll(1, dims=0)                                            # another clip's input, same seed
+    swapped_text = tuple(None if z is None else z.roll(1, dims=0) for z in text)
+    out = _generate(name, model, config, low, text, seed=0)[:, :real.shape[1]]
+    out_swapped = _generate(name, model, config, swapped, swapped_text, seed=0)[:, :real.shape[1]]
+    plain = data.resample(low, low_rate, rate)
+    given, added = (0.0, low_rate / 2), (low_rate / 2, rate / 2)
+    rms = lambda z: float(z.pow(2).mean().sqrt())
+    lowpass = lambda z: residual.lowpass(z, low_rate, rate)
+    high = lambda z: residual.highpass(z, low_rate, rate)
+    corr = torch.nn.functional.cosine_similarity(high(out), high(out_swapped), dim=1)
+    return {
+        "given_band_error": rms(lowpass(out) - lowpass(real)),
+        "given_band_error_plain": rms(plain - lowpass(real)),
+        "added_band_lsd": float(log_spectral_distance(out, real, rate, added).mean()),
+        "added_band_lsd_plain": float(log_spectral_distance(plain, real, rate, added).mean()),
+        "added_band_lsd_swapped": float(log_spectral_distance(out_swapped, real, rate, added).mean()),
+        "added_band_rms": rms(high(out)), "added_band_rms_real": rms(high(real)),
+        "swap_correlation": float(corr.mean()),
+        "teacher_forced": teacher_forced(name, model, config, real, text),
+        "given_band": given, "added_band": added,
+    }
+
+
+def check_vocoder(model, config, real):
+    """The vocoder against Griffin-Lim on real 16 kHz clips (B, T)."""
+    mel = data.log_mel(real)                                                 # (B, 80, F)
+    out = _generate("vocoder", model, config, mel, None, seed=0)
+    out_swapped = _generate("vocoder", model, config, mel.roll(1, dims=0), None, seed=0)
+    gl = griffin_lim(mel, generator=torch.Generator().manual_seed(0))
+    distance = lambda z: float((data.log_mel(z[:, :real.shape[1]]) - mel).abs().mean())
+    return {"log_mel_distance": distance(out), "log_mel_distance_griffin_lim": distance(gl),
+            "log_mel_distance_swapped": distance(out_swapped),
+            "flatness": _median(flatness(out, vocoder.RATE)), "persistence": _median(persistence(out, vocoder.RATE)),
+            "flatness_griffin_lim": _median(flatness(gl, vocoder.RATE)),
+            "persistence_griffin_lim": _median(persistence(gl, vocoder.RATE)),
+            "teacher_forced": teacher_forced("vocoder", model, config, real, (None, None))}
+
+
+def check_routes(models, real24, captions, t5):
+    """Both routes from a real clip's first stage to 24 kHz: {route: (flatness, persistence)} medians."""
+    out = {}
+    real16 = data.resample(real24, 24000, 16000)
+    text = (None, None)
+    if "waveform-cascader" in models:
+        cfg = models["waveform-cascader"][1]
+        text = t5.encode(captions, max_length=cfg["text_length"])
+        low = data.resample(real16, 16000, stage2_cascader.LOW_RATE)
+        mid = _generate("waveform-cascader", *models["waveform-cascader"], low, text, seed=1)
+        out["wave"] = mid
+    if "vocoder" in models:
+        out["spec"] = _generate("vocoder", *models["vocoder"], data.log_mel(real16), None, seed=1)
+    figures = {}
+    for route, mid in out.items():
+        high = _generate("superres", *models["superres"], mid, None, seed=2) if "superres" in models else \
+            data.resample(mid, 16000, 24000)
+        figures[route] = {"flatness": _median(flatness(high, 24000)), "persistence": _median(persistence(high, 24000))}
+    return figures
+
+
+def _median(values):
+    return float(values.median())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 3. The command
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def run(folder, checkpoints, n=6, seconds=4.0, route_seconds=10.0, log=print):
+    """Every check whose checkpoint exists in `checkpoints`, on the first n clips of `folder`; returns a dict."""
+    torch.manual_seed(0)
+    models = {}
+    for name in ("waveform-cascader", "vocoder", "superres"):
+        if (Path(checkpoints) / f"{name}.pt").is_file():
+            models[name] = sample.load_stage(checkpoints, name, torch.device("cpu"))
+    if not models:
+        raise train.CheckpointError(f"no conditioned stage checkpoint in {checkpoints}; run `make train-cascader`, "
+                                    f"`make train-vocoder` or `make train-superres` first.")
+    t5 = None
+    if "waveform-cascader" in models:
+        model, config = models["waveform-cascader"]
+        t5 = text_encoder.load_t5(config.get("t5") or text_encoder.DEMO_T5_DIR)
+        if t5.dim != model.config.text_dim:
+            raise sample.SampleError(f"the cascader was trained with a {model.config.text_dim}-wide text encoder but "
+                                     f"{config.get('t5') or 'the demo encoder'} is {t5.dim} wide.")
+    result = {"clips": n, "seconds": seconds}
+    real24 = data.fixed_batch(folder, 24000, n=n, seconds=seconds, multiple=1920)
+    if real24["audio"].shape[0] < 2:
+        raise data.DataError(f"{folder} holds fewer than 2 clips; the swapped-input checks need two or more.")
+    result["real"] = {"flatness": _median(flatness(real24["audio"], 24000)),
+                      "persistence": _median(persistence(real24["audio"], 24000))}
+    for name, (model, config) in models.items():
+        rate = 16000 if name != "superres" else 24000
+        batch = data.fixed_batch(folder, rate, n=n, seconds=seconds, multiple=1920)
+        start = time.perf_counter()
+        if name == "vocoder":
+            result[name] = check_vocoder(model, config, batch["audio"])
+        else:
+            text = t5.encode(batch["caption"], max_length=config["text_length"]) if name == "waveform-cascader" \
+                else (None, None)
+            result[name] = check_cascader(name, model, config, batch["audio"], text)
+        log(f"{name}: checked in {time.perf_counter() - start:.0f} s")
+    longer = data.fixed_batch(folder, 24000, n=n, seconds=route_seconds, multiple=1920)
+    result["real_routes"] = {"flatness": _median(flatness(longer["audio"], 24000)),
+                             "persistence": _median(persistence(longer["audio"], 24000))}
+    result["routes"] = check_routes(models, longer["audio"], longer["caption"], t5)
+    return result
+
+
+def format_report(r):
+    """The result as the plain-text table the README shows."""
+    lines = [f"{r['clips']} held-out clips of {r['seconds']:g} s; real clips: flatness {r['real']['flatness']:.3f}, "
+             f"persistence {r['real']['persistence']:.3f}"]
+    for name in ("waveform-cascader", "superres"):
+        if name in r:
+            c = r[name]
+            lo, hi = (f"{f / 1000:g}" for f in c["added_band"])
+            lines += [f"{name}:",
+                      f"  given band 0-{lo} kHz, RMS error   {c['given_band_error']:.5f}   (plain resampling "
+                      f"{c['given_band_error_plain']:.5f})",
+                      f"  added band {lo}-{hi} kHz, LSD        {c['added_band_lsd']:.1f} dB   (empty band "
+                      f"{c['added_band_lsd_plain']:.1f} dB, another clip's input {c['added_band_lsd_swapped']:.1f} dB)",
+                      f"  added band RMS                {c['added_band_rms']:.5f}   (real {c['added_band_rms_real']:.5f})",
+                      f"  same seed, two inputs: added-band correlation {c['swap_correlation']:.3f}",
+                      "  teacher-forced x0 error / no-model error: "
+                      + ", ".join(f"t={t:g} {v:.3f}" for t, v in c["teacher_forced"].items())]
+    if "vocoder" in r:
+        v = r["vocoder"]
+        lines += ["vocoder:",
+                  f"  log-mel distance to the real clip {v['log_mel_distance']:.4f}   (Griffin-Lim "
+                  f"{v['log_mel_distance_griffin_lim']:.4f}, another clip's mel {v['log_mel_distance_swapped']:.4f})",
+                  f"  flatness {v['flatness']:.3f}, persistence {v['persistence']:.3f}   (Griffin-Lim "
+                  f"{v['flatness_griffin_lim']:.3f}, {v['persistence_griffin_lim']:.3f})",
+                  "  teacher-forced x0 error / silence's error: "
+                  + ", ".join(f"t={t:g} {v:.3f}" for t, v in v["teacher_forced"].items())]
+    rr = r["real_routes"]
+    lines.append(f"routes fed a real clip's first stage (real clips: flatness {rr['flatness']:.3f}, "
+                 f"persistence {rr['persistence']:.3f}):")
+    for route, f in r["routes"].items():
+        lines.append(f"  {route}: flatness {f['flatness']:.3f}, persistence {f['persistence']:.3f}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python stagecheck.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default="data/music21", help="the corpus (make data); its test/ split is used")
+    parser.add_argument("--checkpoints", default="checkpoints", help="folder of stage checkpoints")
+    parser.add_argument("--n", type=int, default=6, help="held-out clips (2 or more)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="length of each clip for the stage checks")
+    parser.add_argument("--out", default="runs/check-stages/stages.json", help="where the result is written")
+    args = parser.parse_args(argv)
+    if args.n < 2 or not 1.0 <= args.seconds <= 30.0:
+        parser.error("--n must be at least 2 (the swapped input comes from another clip) and --seconds in 1..30.")
+    folder = Path(args.data) / "test" if (Path(args.data) / "test").is_dir() else Path(args.data)
+    try:
+        result = run(folder, args.checkpoints, n=args.n, seconds=args.seconds)
+    except (train.CheckpointError, data.DataError, sample.SampleError, text_encoder.TextEncoderError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(format_report(result))
+    record = {"command": " ".join(["python stagecheck.py"] + (argv if argv is not None else sys.argv[1:])),
+              "result": result}
+    audio_io.atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

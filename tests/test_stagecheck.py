@@ -1,0 +1,137 @@
+"""The residual form of the cascaders, the model-free figures and the stage check (stagecheck.py, issue 12)."""
+
+import math
+from dataclasses import asdict, replace
+
+import pytest
+import torch
+
+import data
+import residual
+import stage2_cascader
+import stage3_superres
+import stagecheck
+import train
+import unet1d
+import vocoder
+
+RATE = 24000
+
+
+def tone(freqs_amps, seconds=2.0, rate=RATE):
+    t = torch.arange(round(seconds * rate)) / rate
+    return sum(a * torch.sin(2 * math.pi * f * t) for f, a in freqs_amps)
+
+
+def notes(seconds=4.0, rate=RATE, note=0.25, seed=0):
+    """A melody of decaying harmonic notes: what music looks like to the two figures."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(round(note * rate)) / rate
+    parts = []
+    for _ in range(round(seconds / note)):
+        f0 = 220 * 2 ** (int(torch.randint(0, 12, (1,), generator=g)) / 12)
+        parts.append(sum(torch.sin(2 * math.pi * k * f0 * t) / k for k in range(1, 6)) * torch.exp(-6 * t))
+    return 0.1 * torch.cat(parts)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The residual form
+
+
+def test_bands_split_exactly_and_calibrate_to_their_rms():
+    x = tone([(500.0, 0.3), (10000.0, 0.02)])[None]                    # (1, T): one partial in each band
+    low, high = residual.lowpass(x, 16000, RATE), residual.highpass(x, 16000, RATE)
+    assert torch.allclose(low + high, x, atol=1e-6)
+    assert torch.allclose(low, tone([(500.0, 0.3)])[None], atol=5e-4)    # whole periods: exact up to float32
+    scales = residual.calibrate(x, 16000, RATE)
+    assert scales["cond_scale"] == pytest.approx(0.3 / math.sqrt(2), rel=1e-3)
+    assert scales["residual_scale"] == pytest.approx(0.02 / math.sqrt(2), rel=1e-3)
+
+
+@pytest.mark.parametrize("name", ["superres", "waveform-cascader"])
+def test_residual_form_gives_back_its_input_band_exactly_before_any_training(name):
+    """However wrong the network (random weights, not the zero initialisation), the band the stage is given comes
+    out exactly as it went in, and something is added above it."""
+    module = stage3_superres if name == "superres" else stage2_cascader
+    preset = unet1d.PRESETS["tiny-superres" if name == "superres" else "tiny-waveform-cascader"]
+    torch.manual_seed(0)
+    model = unet1d.UNet1D(replace(preset, zero_init=False, text_dim=0 if name == "superres" else 128)).eval()
+    config = {"form": "residual", "cond_scale": 0.1, "residual_scale": 0.01, "schedule": "linear", "objective": "v"}
+    low = notes(seconds=0.6, rate=module.LOW_RATE)[None]                # (1, T_low)
+    out = module.generate(model, low, config=config, steps=3, generator=torch.Generator().manual_seed(0))
+    # Compared below the input's Nyquist frequency: the Nyquist bin itself belongs to neither band.
+    given = lambda z: residual.lowpass(z, module.LOW_RATE, module.RATE)
+    assert torch.allclose(given(out), given(data.resample(low, module.LOW_RATE, module.RATE)), atol=1e-5)
+    assert residual.highpass(out, module.LOW_RATE, module.RATE).abs().max() > 1e-3
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The model-free figures
+
+
+def test_flatness_of_noise_is_the_closed_form_and_of_notes_is_low():
+    g = torch.Generator().manual_seed(0)
+    white = torch.randn(2, 4 * RATE, generator=g)
+    coloured = torch.cumsum(white, dim=1) * 0.01                      # brown noise: coloured, still stationary
+    # The geometric over the arithmetic mean of exponential (chi-square 2) powers tends to exp(-Euler's gamma).
+    expected = math.exp(-0.5772156649)
+    assert stagecheck.flatness(white, RATE).tolist() == pytest.approx([expected] * 2, abs=0.03)
+    assert stagecheck.flatness(coloured, RATE).tolist() == pytest.approx([expected] * 2, abs=0.05)
+    assert float(stagecheck.flatness(notes()[None], RATE)) < 0.15
+
+
+def test_persistence_tells_notes_from_noise():
+    g = torch.Generator().manual_seed(0)
+    assert abs(float(stagecheck.persistence(0.1 * torch.randn(1, 4 * RATE, generator=g), RATE))) < 0.1
+    assert float(stagecheck.persistence(notes()[None], RATE)) > 0.6
+
+
+def test_log_spectral_distance_is_zero_for_itself_and_grows_with_a_gain():
+    x = 0.01 * torch.randn(1, 2 * RATE, generator=torch.Generator().manual_seed(0))   # far above the -100 dB floor
+    band = (8000.0, 12000.0)
+    assert float(stagecheck.log_spectral_distance(x, x, RATE, band)) == pytest.approx(0.0, abs=1e-4)
+    # A gain of 2 in amplitude is 6.02 dB at every bin.
+    assert float(stagecheck.log_spectral_distance(2 * x, x, RATE, band)) == pytest.approx(6.02, abs=0.05)
+
+
+def test_griffin_lim_rebuilds_the_spectrogram_without_a_model():
+    audio = notes(rate=16000)[None]
+    mel = data.log_mel(audio)
+    rebuilt = stagecheck.griffin_lim(mel, generator=torch.Generator().manual_seed(0))
+    assert rebuilt.shape == audio.shape
+    noise = torch.randn(audio.shape, generator=torch.Generator().manual_seed(1)) * audio.std()
+    assert (data.log_mel(rebuilt) - mel).abs().mean() < 0.2 * (data.log_mel(noise) - mel).abs().mean()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The stage check end to end, on untrained models of the new forms
+
+
+def _save(folder, name, model, config):
+    train.save_checkpoint(folder / f"{name}.pt", {
+        "format": train.FORMAT, "stage": name, "unet": asdict(model.config), "config": config, "step": 0,
+        "loss": 0.0, "model": model.state_dict(), "ema": None})
+
+
+def test_stage_check_runs_and_sees_the_exact_given_band(tmp_path, tiny_corpus):
+    common = {"schedule": "linear", "objective": "v", "text_length": 16, "t5": ""}
+    torch.manual_seed(0)
+    _save(tmp_path, "superres", unet1d.UNet1D(unet1d.PRESETS["tiny-superres"]),
+          {**common, "form": "residual", **residual.calibrate(tone([(500, .1), (9000, .01)])[None], 16000, RATE)})
+    _save(tmp_path, "waveform-cascader", unet1d.UNet1D(replace(unet1d.PRESETS["tiny-waveform-cascader"],
+                                                                text_dim=128)),
+          {**common, "form": "residual", "cond_scale": 0.1, "residual_scale": 0.02})
+    audio = data.fixed_batch(tiny_corpus / "train", 16000, n=4, seconds=2.0)["audio"]
+    cfg = train.parse_config(vocoder.STAGE, [])
+    _save(tmp_path, "vocoder", unet1d.UNet1D(unet1d.PRESETS["tiny-vocoder"]),
+          {**common, "form": "scaled", **vocoder.calibrate(cfg, audio)})
+    result = stagecheck.run(tiny_corpus / "test", tmp_path, n=2, seconds=1.0, route_seconds=1.0, log=lambda *a: None)
+    for name in ("superres", "waveform-cascader"):
+        c = result[name]
+        assert c["given_band_error"] < 1e-4 and c["given_band_error_plain"] < 1e-4
+        assert min(c["added_band_lsd"], c["added_band_lsd_plain"], c["added_band_lsd_swapped"]) > 0
+        assert set(c["teacher_forced"]) == set(stagecheck.TEACHER_TIMES)
+    assert 0 < result["vocoder"]["log_mel_distance_griffin_lim"] < result["vocoder"]["log_mel_distance"]
+    assert set(result["routes"]) == {"wave", "spec"}
+    text = stagecheck.format_report(result)
+    assert "given band 0-8 kHz" in text and "Griffin-Lim" in text
