@@ -49,11 +49,6 @@ $(VENV)/.stamp-test: $(VENV)/.stamp-data requirements-test.txt
 	$(PIP) install --quiet -r requirements-test.txt
 	touch $@
 
-# The evaluation's plotting package (make sweep).
-$(VENV)/.stamp-eval: $(VENV)/.stamp requirements-eval.txt
-	$(PIP) install --quiet -r requirements-eval.txt
-	touch $@
-
 venv: $(VENV)/.stamp
 
 # The whole suite on the CPU (about 75 s on an idle 2-core machine, after the venv is built). HF_HUB_OFFLINE: the parity tests never touch a hub.
@@ -115,7 +110,7 @@ eval: $(VENV)/.stamp
 	$(PY) evaluate.py eval --data $(DATA) $(if $(N),--n $(N)) $(if $(SECONDS),--seconds $(SECONDS)) $(ARGS)
 
 # Fig. 2 at small scale: generator guidance and step schedule, 7 settings x N prompts (8), ROUTE (wave).
-sweep: $(VENV)/.stamp-eval
+sweep: $(VENV)/.stamp
 	$(PY) evaluate.py sweep --data $(DATA) $(if $(N),--n $(N)) $(if $(ROUTE),--route $(ROUTE)) \
 	    $(if $(SECONDS),--seconds $(SECONDS)) $(ARGS)
 

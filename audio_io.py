@@ -6,15 +6,13 @@ has nothing above 1.6 kHz, the 16 kHz cascader fills in up to 8 kHz, super-resol
 
 - write_wav(path, audio, rate): mono 16-bit PCM, written to a temporary name and renamed, so an interrupted run
   never leaves a half-written file.
-- spectrogram_rgb(audio, rate, max_hz): a log-magnitude STFT on a linear frequency axis as an (H, W, 3) uint8 image.
-- write_png(path, rows): stacks images top to bottom and writes a PNG with nothing but zlib (no plotting library
-  to install for one picture).
+- stage_grid(signal, rate): a stage's output (audio, or a log-mel) as dB on one shared 0-12 kHz grid.
+- write_stage_picture(path, panels): the stages stacked top to bottom with titles, kHz and seconds axes, each
+  stage's Nyquist limit, and one dB colour bar (matplotlib).
 """
 
 import os
-import struct
 import tempfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -47,66 +45,90 @@ def write_wav(path, audio, rate):
 
 
 # --- pictures ---------------------------------------------------------------------------------------------------
+# [choice, issue 14] matplotlib draws them: titled rows, axes in kHz and seconds, one dB colour bar. The picture's
+# *data* (stage_grid) is computed here by hand, so that a test can check where a tone lands and how bright it is.
 
-# A perceptually ordered dark-to-bright colour ramp (black, purple, red, orange, pale yellow), interpolated linearly.
-_RAMP = np.array([[0, 0, 4], [80, 18, 123], [182, 54, 121], [251, 136, 97], [252, 253, 191]], dtype=np.float32)
-
-
-def colorize(values):
-    """(H, W) floats in [0, 1] -> (H, W, 3) uint8 through the colour ramp."""
-    v = np.clip(np.nan_to_num(values), 0, 1) * (len(_RAMP) - 1)
-    lo = np.floor(v).astype(int).clip(0, len(_RAMP) - 2)
-    frac = (v - lo)[..., None]
-    return (_RAMP[lo] * (1 - frac) + _RAMP[lo + 1] * frac).astype(np.uint8)
+PICTURE_MAX_HZ = 12000          # the 24 kHz Nyquist: every stage of the cascade on one frequency axis
+PICTURE_DB = (-100.0, -20.0)    # the shared colour scale, dB relative to a full-scale sine
+PICTURE_ROWS = 240              # frequency rows of the shared grid (50 Hz apart)
 
 
-def spectrogram_rgb(audio, rate, max_hz=12000, height=160, width=600, floor_db=-80.0):
-    """(T,) audio -> (height, width, 3) picture: time left to right, 0..max_hz bottom to top, log magnitude.
-
-    The frequency axis is linear and shared by every stage (max_hz = 12 kHz, the 24 kHz Nyquist), so a band a
-    stage cannot produce shows as black: the 3.2 kHz generator's picture is dark above 1.6 kHz."""
+def _stft_db(audio, rate, frames_per_second):
+    """(T,) -> (dB (bins, frames), bin frequencies in Hz, frame times in s). dB re. a full-scale sine, whose peak bin
+    has |X| = sum(window) / 2; the window is ~43 ms at every rate, so all stages show the same frequency detail."""
     x = torch.as_tensor(audio).detach().float().cpu().flatten()
-    n_fft = 1024
-    hop = max(1, len(x) // width)
-    if len(x) < n_fft:
-        x = torch.nn.functional.pad(x, (0, n_fft - len(x)))
-    spec = torch.stft(x, n_fft, hop_length=hop, window=torch.hann_window(n_fft), return_complex=True).abs()
-    db = 20 * torch.log10(spec + 1e-7)                                     # (n_fft/2 + 1, frames)
-    db = (db - db.max()).clamp(min=floor_db) / -floor_db + 1               # [0, 1], loudest = 1
-    freqs = torch.linspace(0, max_hz, height)                              # bottom row 0 Hz
-    bins = (freqs / (rate / 2) * (n_fft // 2)).round().long()
-    img = torch.zeros(height, db.shape[1])
-    inside = bins <= n_fft // 2                                            # above this stage's Nyquist: black
-    img[inside] = db[bins[inside]]
-    cols = torch.linspace(0, db.shape[1] - 1, width).round().long()
-    return colorize(img[:, cols].flip(0).numpy())
+    n_fft = max(16, round(rate * 1024 / 24000))
+    hop = max(1, round(rate / frames_per_second))
+    window = torch.hann_window(n_fft)
+    x = torch.nn.functional.pad(x, (0, max(0, n_fft - len(x))))
+    spec = torch.stft(x, n_fft, hop_length=hop, window=window, center=True, return_complex=True).abs()
+    db = 20 * torch.log10(spec / (window.sum() / 2) + 1e-10)
+    return db.numpy(), np.fft.rfftfreq(n_fft, 1 / rate), np.arange(db.shape[1]) * hop / rate
 
 
-def matrix_rgb(values, height=160, width=600, lo=-1.0, hi=1.0):
-    """(rows, cols) matrix (e.g. an 80-bin log-mel in [-1, 1], low bins first) -> (height, width, 3) picture."""
-    v = torch.as_tensor(values).detach().float().cpu()
-    r = torch.linspace(0, v.shape[0] - 1, height).round().long()
-    c = torch.linspace(0, v.shape[1] - 1, width).round().long()
-    return colorize(((v[r][:, c] - lo) / (hi - lo)).flip(0).numpy())
+def _mel_db(log_mel):
+    """(80, F) log-mel in [-1, 1] (data.log_mel) -> (dB (80, F), each bin's centre frequency in Hz, frame times).
+    [choice] A mel value is an area-normalised sum of STFT magnitudes, about one bin's magnitude / the bin spacing
+    for a smooth spectrum; we undo that and data.log_mel's full-scale factor, so the mel row shares the dB scale."""
+    import data
+    v = torch.as_tensor(log_mel).detach().float().cpu()
+    lo, hi = data.LOG_MEL_RANGE
+    magnitude = torch.exp((v + 1) / 2 * (hi - lo) + lo) * (data.MEL_RATE / data.MEL_NFFT)     # per STFT bin
+    db = 20 * torch.log10(magnitude / (data.MEL_WINDOW / 4) + 1e-10)      # hann(640) sums to 320; a sine's peak: /2
+    edges = data.mel_to_hz(torch.linspace(0.0, float(data.hz_to_mel(data.MEL_FMAX)), v.shape[0] + 2))
+    return db.numpy(), edges[1:-1].numpy(), np.arange(v.shape[1]) * data.MEL_HOP / data.MEL_RATE
 
 
-def write_png(path, rows, gap=6):
-    """Stack (H_i, W, 3) uint8 images top to bottom with a white gap and write one RGB PNG."""
-    width = max(r.shape[1] for r in rows)
-    parts = []
-    for i, r in enumerate(rows):
-        if i:
-            parts.append(np.full((gap, width, 3), 255, np.uint8))
-        parts.append(np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255))
-    img = np.concatenate(parts)
-    raw = b"".join(b"\x00" + row.tobytes() for row in img)                # filter type 0 per scanline
+def stage_grid(signal, rate, frames_per_second=50):
+    """One stage's output on the picture's shared grid: (dB (PICTURE_ROWS, frames), row frequencies in Hz,
+    frame times in s, the highest frequency the stage can hold). signal: (T,) audio at `rate`, or an (80, F)
+    log-mel with rate None (drawn at its bins' true frequencies). Rows above the stage's limit are NaN (blank)."""
+    if rate is None:
+        db, freqs, times = _mel_db(signal)
+        import data
+        limit = data.MEL_FMAX
+    else:
+        db, freqs, times = _stft_db(signal, rate, frames_per_second)
+        limit = rate / 2
+    rows = np.linspace(0, PICTURE_MAX_HZ, PICTURE_ROWS)
+    grid = np.stack([np.interp(rows, freqs, column) for column in db.T], axis=1)        # (rows, frames)
+    grid[rows > limit] = np.nan
+    return grid, rows, times, limit
 
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", img.shape[1], img.shape[0], 8, 2, 0, 0, 0))
-           + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
 
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            f.write(png)
-    atomic_write(path, write, suffix=".png")
+def write_stage_picture(path, panels, title=None):
+    """panels: [(label, signal, rate or None)], drawn top to bottom on one frequency axis (kHz), one time axis (s)
+    and one dB colour scale with its bar; a dashed line marks each stage's Nyquist limit. Written atomically."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 1.9 * len(panels) + 0.6), sharex=True, sharey=True,
+                             squeeze=False, layout="constrained")
+    for ax, (label, signal, rate) in zip(axes[:, 0], panels):
+        grid, rows, times, limit = stage_grid(signal, rate)
+        end = times[-1] + (times[1] - times[0] if len(times) > 1 else 0.0)
+        image = ax.imshow(grid, origin="lower", aspect="auto", cmap="magma", vmin=PICTURE_DB[0], vmax=PICTURE_DB[1],
+                          extent=(0.0, end, 0.0, PICTURE_MAX_HZ / 1000), interpolation="nearest")
+        ax.axhline(limit / 1000, color="white", linestyle="--", linewidth=0.8)
+        ax.set_facecolor("0.85")                                   # above the limit: nothing this stage can hold
+        ax.set_title(label, loc="left", fontsize=9)
+        ax.set_ylabel("kHz")
+    axes[-1, 0].set_xlabel("seconds")
+    fig.colorbar(image, ax=axes[:, 0], label="dB re. full-scale sine", shrink=0.9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90), suffix=".png")
+    plt.close(fig)
+
+
+def write_matrix_picture(path, matrix, title, xlabel, ylabel):
+    """A small labelled heat map (MuLan's clip x caption similarities), written atomically."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(4.5, 4), layout="constrained")
+    image = ax.imshow(torch.as_tensor(matrix).detach().float().cpu().numpy(), cmap="magma", vmin=-1, vmax=1)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    fig.colorbar(image, ax=ax, label="cosine similarity")
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90), suffix=".png")
+    plt.close(fig)

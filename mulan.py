@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import audio_io
 import data
 import text_encoder
 import train
@@ -186,9 +187,13 @@ def preview(model, batch, ctx):
     return [(audio_z @ text_z.T, None)]
 
 
+def picture(path, rows):
+    audio_io.write_matrix_picture(path, rows[0][0], "test clips against their captions", "caption", "clip")
+
+
 STAGE = SimpleNamespace(NAME="mulan", MAKE_TARGET="train-mulan", DEFAULTS=DEFAULTS, USES_TEXT=True,
                         model_config=model_config, build_model=MuLan, data_spec=data_spec, loss=loss,
-                        preview=preview, __doc__=__doc__, __file__=__file__)
+                        preview=preview, picture=picture, __doc__=__doc__, __file__=__file__)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -109,7 +109,7 @@ def load_stage(folder, name, device):
 def run(prompt, *, route="wave", seconds=30.0, n=1, seed=0, settings=None, checkpoints="checkpoints",
         device="auto", clip=CLIP, progress=True, log=print):
     """The whole cascade. Returns {"audio": (n, T) at 24 kHz, "stages": [(name, output, rate or None)],
-    "timings": {stage: (seconds, steps, peak MB)}}. Raises SampleError or train.CheckpointError on bad input."""
+    "timings": {stage: (seconds, steps, peak MB)}, "prompt": prompt}. Raises SampleError or train.CheckpointError on bad input."""
     settings = resolve_settings(settings)
     check_request(prompt, seconds, route, n, settings)
     dev = train.pick_device(device)
@@ -184,7 +184,7 @@ def run(prompt, *, route="wave", seconds=30.0, n=1, seed=0, settings=None, check
     length = round(seconds * OUT_RATE)                       # rounding in the stages may leave a sample over/under
     high = torch.nn.functional.pad(high, (0, max(0, length - high.shape[1])))[:, :length]
     stages.append((names[2], high, OUT_RATE))
-    return {"audio": high.cpu(), "stages": stages, "timings": timings}
+    return {"audio": high.cpu(), "stages": stages, "timings": timings, "prompt": prompt}
 
 
 def reset_peak_memory():
@@ -222,16 +222,16 @@ def write_outputs(result, out_path, route):
     written = []
     for i in range(n):
         stem = out_path.with_suffix("") if n == 1 else out_path.with_name(f"{out_path.stem}-{i + 1}")
-        rows = []
+        panels = []
         for name, signal, rate in result["stages"]:
+            label = (name.replace("-", " ").replace("superres", "super-resolution") + ": "
+                     + (f"{rate / 1000:g} kHz audio" if rate else "80-bin log-mel, 100 frames/s"))
+            panels.append((label, signal[i], rate))
             if rate is None:                                               # the spectrogram route's log-mel
-                rows.append(audio_io.matrix_rgb(signal[i]))
-                audio_io.write_png(f"{stem}.mel.png", [rows[-1]])
-            else:
-                rows.append(audio_io.spectrogram_rgb(signal[i], rate))
-                if rate != OUT_RATE:
-                    audio_io.write_wav(f"{stem}.{rate}hz.wav", signal[i], rate)
-        audio_io.write_png(f"{stem}.png", rows)
+                audio_io.write_stage_picture(f"{stem}.mel.png", [panels[-1]])
+            elif rate != OUT_RATE:
+                audio_io.write_wav(f"{stem}.{rate}hz.wav", signal[i], rate)
+        audio_io.write_stage_picture(f"{stem}.png", panels, title=result.get("prompt"))
         audio_io.write_wav(f"{stem}.wav", result["audio"][i], OUT_RATE)   # last: its presence means "all done"
         written.append(f"{stem}.wav")
     return written

@@ -467,8 +467,13 @@ def write_preview(stage, model, batch, ctx, stem):
     audio, rate = rows[-1]
     if rate:                                                  # a spectrogram has no sound until the vocoder
         audio_io.write_wav(f"{stem}.wav", audio, rate)
-    audio_io.write_png(f"{stem}.png", [audio_io.spectrogram_rgb(a, r) if r else audio_io.matrix_rgb(a)
-                                       for a, r in rows])
+    if hasattr(stage, "picture"):                             # a model whose preview is not audio (mulan.py)
+        stage.picture(f"{stem}.png", rows)
+    else:
+        step = Path(stem).name.removeprefix("step").lstrip("0") or "0"
+        panels = [(("output" if i == len(rows) - 1 else "input") + ": "
+                   + (f"{r / 1000:g} kHz audio" if r else "log-mel"), a, r) for i, (a, r) in enumerate(rows)]
+        audio_io.write_stage_picture(f"{stem}.png", panels, title=f"{stage.NAME}, EMA weights at step {step}")
     model.train()
 
 

@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 import audio_io
 import sample
@@ -118,3 +119,27 @@ def test_interrupted_write_leaves_nothing(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         audio_io.atomic_write(tmp_path / "song.wav", dies_halfway)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_stage_picture_puts_a_tone_on_its_row_and_louder_is_brighter(tmp_path):
+    """The picture's data, not just its bytes: a 1 kHz sine lands on the 1 kHz row of the shared grid, at about
+    its level in dB re. full scale, a louder one is brighter, and rows above a stage's Nyquist limit are blank."""
+    import math
+    import data
+    t = torch.arange(16000) / 16000
+    quiet, loud = (a * torch.sin(2 * math.pi * 1000 * t) for a in (0.01, 0.1))
+    grid, rows, times, limit = audio_io.stage_grid(quiet, 16000)
+    below = rows < limit
+    peak_row = np.argmax(grid[below].mean(axis=1))
+    assert abs(rows[peak_row] - 1000) <= rows[1] - rows[0]
+    assert np.nanmean(grid[peak_row]) == pytest.approx(-40.0, abs=3.0)         # 0.01 of full scale: -40 dB
+    loud_grid = audio_io.stage_grid(loud, 16000)[0]
+    assert np.nanmean(loud_grid[peak_row]) == pytest.approx(np.nanmean(grid[peak_row]) + 20, abs=1.0)
+    assert limit == 8000 and np.isnan(grid[rows > 8000]).all() and not np.isnan(grid[rows < 8000]).any()
+    # The log-mel of the same tone is drawn at its true frequency, near the same level.
+    mel_grid, _, _, mel_limit = audio_io.stage_grid(data.log_mel(loud), None)
+    mel_row = np.argmax(mel_grid[below].mean(axis=1))
+    assert abs(rows[mel_row] - 1000) <= 150 and mel_limit == 8000
+    audio_io.write_stage_picture(tmp_path / "p.png", [("tone: 16 kHz audio", loud, 16000),
+                                                     ("tone: log-mel", data.log_mel(loud), None)], title="a tone")
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
