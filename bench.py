@@ -216,11 +216,12 @@ def section_settings(args):
 
 
 def section_step(args):
-    """Where a CPU training step of the conditioned stages goes: producing a batch (decode, resample and crop, done in
+    """Where a CPU training step of each stage goes: producing a batch (decode, resample and crop, done in
     the DataLoader's worker processes during training) against the step itself (the stage's loss on that batch,
     including its in-process preparation such as band splitting or the log-mel, plus the backward pass). If a batch
     took longer to produce than a step to compute, the workers could not hide it and clips would need caching."""
     import data
+    import stage1_generator
     import stage2_cascader
     import stage3_superres
     import text_encoder
@@ -228,8 +229,10 @@ def section_step(args):
     import vocoder
     from types import SimpleNamespace
     folder = f"{args.data}/train"
-    print(f"\ntraining step, tiny presets, batch {args.step_batch} of 3-4 s crops from {folder}, {args.threads} threads")
-    for stage in (stage2_cascader.STAGE, vocoder.STAGE, stage3_superres.STAGE):
+    print(f"\ntraining step, tiny presets, batch {args.step_batch} (30 s clips for the generators, 3-4 s crops for the "
+          f"others) from {folder}, {args.threads} threads")
+    for stage in (stage1_generator.WAVE, stage1_generator.SPEC, stage2_cascader.STAGE, vocoder.STAGE,
+                  stage3_superres.STAGE):
         cfg = train.parse_config(stage, [f"--batch_size={args.step_batch}"])
         text_dim, text = 0, None
         if stage.USES_TEXT:

@@ -186,3 +186,20 @@ def test_every_entry_point_answers_help():
     for script in ("data.py", "stage2_cascader.py", "stagecheck.py", "sample.py", "evaluate.py"):
         r = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True)
         assert r.returncode == 0 and len(r.stdout) > 80, (script, r.stdout, r.stderr)
+
+
+def test_calibration_is_measured_once_and_kept_on_resume(tiny_corpus):
+    """A fresh run measures its scales on the training clips; a resumed one takes the recorded ones, and a scale
+    given on the command line that disagrees with the record is an error, not a silent change of the loss."""
+    stage = stage3_superres.STAGE
+    spec = {"rate": 24000}
+    cfg = train.parse_config(stage, [f"--data={tiny_corpus}"])
+    train._calibrate(stage, cfg, spec, tiny_corpus / "train", None)
+    assert cfg.cond_scale > 0 and cfg.residual_scale > 0
+    recorded = {"cond_scale": 0.1, "residual_scale": 0.002}
+    resumed = train.parse_config(stage, [f"--data={tiny_corpus}"])
+    train._calibrate(stage, resumed, spec, tiny_corpus / "train", recorded)
+    assert (resumed.cond_scale, resumed.residual_scale) == (0.1, 0.002)
+    clash = train.parse_config(stage, [f"--data={tiny_corpus}", "--residual_scale=0.5"])
+    with pytest.raises(train.TrainingError, match="calibrated with residual_scale=0.002"):
+        train._calibrate(stage, clash, spec, tiny_corpus / "train", recorded)
