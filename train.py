@@ -280,6 +280,61 @@ def train(stage, cfg):
 
 
 def _train(stage, cfg):
+    """The loop, top to bottom: processes, model, resume, data, then steps with logging, checkpoints and previews."""
+    run = _processes(cfg)                                       # world, rank, device, micro-batch, paths
+    ctx, unet_cfg, model, ema_model, opt = _build(stage, cfg, run.device)
+    start, resumed_config = _resume(stage, cfg, run, unet_cfg, model, ema_model, opt)
+    if start >= cfg.steps:
+        _log(run.rank, f"{run.ckpt_path} is already at step {start} of {cfg.steps}; nothing to do.")
+        return
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if run.world > 1 else model
+    loader, preview_batch = _data(stage, cfg, run, unet_cfg, start, resumed_config)
+    _log(run.rank, f"training {stage.NAME} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters) on "
+                   f"{run.world} x {run.device}; config:")
+    for key, value in vars(cfg).items():
+        _log(run.rank, f"  {key} = {value}")
+    _prepare_folder(cfg, run, start)
+
+    from tqdm import tqdm
+    bar = tqdm(total=cfg.steps, initial=start, disable=run.rank != 0, dynamic_ncols=True, desc=stage.NAME)
+    # bf16 autocast on a GPU covers the network only: the data preparation (spectrograms, resampling, blur), the
+    # text encoder and the loss stay in float32.
+    net = _autocast(ddp) if run.device.type == "cuda" else ddp
+    batches = iter(loader)
+    t0 = time.time()
+    for step in range(start, cfg.steps):
+        total = _optimisation_step(stage, cfg, run, net, ddp, model, opt, batches, ctx, step)
+        update_ema(ema_model, model, cfg.ema, step)
+        done = step + 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{total:.4f}", lr=f"{lr_at(step, cfg):.1e}")   # process 0's share of the batch
+        if run.rank == 0 and (done % cfg.log_every == 0 or done == cfg.steps):
+            with open(run.out / "log.jsonl", "a") as f:
+                f.write(json.dumps({"step": done, "loss": total, "lr": lr_at(step, cfg),
+                                    "seconds": round(time.time() - t0, 2)}) + "\n")
+        # A time budget (a lent GPU, a cluster slot) ends the run at a step boundary; every process sees the same
+        # decision, because process 0's clock is broadcast.
+        out_of_time = bool(cfg.minutes) and _all_agree(time.time() - t0 > cfg.minutes * 60, run.world, run.device)
+        if run.rank == 0 and (done % cfg.ckpt_every == 0 or done == cfg.steps or out_of_time):
+            save_checkpoint(run.ckpt_path, {
+                "format": FORMAT, "stage": stage.NAME, "unet": asdict(unet_cfg), "config": vars(cfg),
+                "step": done, "loss": total, "model": model.state_dict(), "ema": ema_model.state_dict(),
+                "optimizer": opt.state_dict(), "world_size": run.world,
+                # The random state of every step is a function of (seed, step, process): see seeded().
+                "rng": {"scheme": "seeded(seed, step, rank, micro)", "seed": cfg.seed}})
+        if run.rank == 0 and cfg.sample_every and (done % cfg.sample_every == 0 or done == cfg.steps):
+            write_preview(stage, ema_model, preview_batch, ctx, run.out / "samples" / f"step{done:07d}")
+        if out_of_time and done < cfg.steps:
+            bar.close()
+            _log(run.rank, f"stopped by --minutes={cfg.minutes:g} at step {done} of {cfg.steps}: {run.ckpt_path}; "
+                           f"--resume=true continues it")
+            return
+    bar.close()
+    _log(run.rank, f"done: {run.ckpt_path} at step {cfg.steps}")
+
+
+def _processes(cfg):
+    """One process, or one of several under torchrun (DDP): its rank, device and share of each batch."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     device = pick_device(cfg.device)
@@ -291,10 +346,13 @@ def _train(stage, cfg):
     if cfg.batch_size % (world * cfg.accum):
         raise TrainingError(f"batch_size {cfg.batch_size} must divide evenly over {world} process(es) x "
                             f"{cfg.accum} accumulation step(s).")
-    micro = cfg.batch_size // (world * cfg.accum)
     out = Path(cfg.out)
-    ckpt_path = out / "last.pt"
+    return SimpleNamespace(world=world, rank=rank, device=device, micro=cfg.batch_size // (world * cfg.accum),
+                           out=out, ckpt_path=out / "last.pt")
 
+
+def _build(stage, cfg, device):
+    """The text cache, the network (its initial weights from the seed), its EMA copy and the optimizer."""
     ctx = SimpleNamespace(cfg=cfg, device=device, text=None)
     text_dim = 0
     if stage.USES_TEXT:
@@ -308,112 +366,90 @@ def _train(stage, cfg):
     model = getattr(stage, "build_model", UNet1D)(unet_cfg).to(device)
     ema_model = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))       # Sec. 4.1
-    start, ckpt = 0, None
-    if ckpt_path.exists() and not cfg.resume:
-        raise TrainingError(f"{ckpt_path} already exists; pass --resume=true to continue it, or choose another --out.")
-    if cfg.resume:
-        if not ckpt_path.exists():
-            raise TrainingError(f"--resume=true but {ckpt_path} does not exist; drop --resume to start a new run.")
-        ckpt = load_checkpoint(ckpt_path)
-        # A config field added since the checkpoint was written takes its default (UNetConfig's).
-        if ckpt["stage"] != stage.NAME or {**asdict(type(unet_cfg)()), **ckpt["unet"]} != asdict(unet_cfg):
-            raise TrainingError(f"{ckpt_path} holds a different stage or model size; use another --out.")
-        # An exact continuation needs the same data stream and the same loss: these settings must not change.
-        for key in RESUME_FIXED:
-            old = ckpt["config"].get(key, LEGACY.get(key)) if key != "world_size" else ckpt.get("world_size", 1)
-            new = getattr(cfg, key, None) if key != "world_size" else world
-            if old != new:
-                raise TrainingError(f"{ckpt_path} was trained with {key}={old}, not {new}; resume with the same "
-                                    f"setting or start a new run with another --out.")
-        model.load_state_dict(ckpt["model"])
-        ema_model.load_state_dict(ckpt["ema"])
-        opt.load_state_dict(ckpt["optimizer"])
-        start = ckpt["step"]
-    if start >= cfg.steps:
-        _log(rank, f"{ckpt_path} is already at step {start} of {cfg.steps}; nothing to do.")
-        return
-    ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    return ctx, unet_cfg, model, ema_model, opt
 
+
+def _resume(stage, cfg, run, unet_cfg, model, ema_model, opt):
+    """(start step, the recorded config or None): loads <out>/last.pt with --resume=true, after checking that the
+    settings an exact continuation depends on have not changed."""
+    if run.ckpt_path.exists() and not cfg.resume:
+        raise TrainingError(f"{run.ckpt_path} already exists; pass --resume=true to continue it, or choose another "
+                            f"--out.")
+    if not cfg.resume:
+        return 0, None
+    if not run.ckpt_path.exists():
+        raise TrainingError(f"--resume=true but {run.ckpt_path} does not exist; drop --resume to start a new run.")
+    ckpt = load_checkpoint(run.ckpt_path)
+    # A config field added since the checkpoint was written takes its default (UNetConfig's).
+    if ckpt["stage"] != stage.NAME or {**asdict(type(unet_cfg)()), **ckpt["unet"]} != asdict(unet_cfg):
+        raise TrainingError(f"{run.ckpt_path} holds a different stage or model size; use another --out.")
+    # An exact continuation needs the same data stream and the same loss: these settings must not change.
+    for key in RESUME_FIXED:
+        old = ckpt["config"].get(key, LEGACY.get(key)) if key != "world_size" else ckpt.get("world_size", 1)
+        new = getattr(cfg, key, None) if key != "world_size" else run.world
+        if old != new:
+            raise TrainingError(f"{run.ckpt_path} was trained with {key}={old}, not {new}; resume with the same "
+                                f"setting or start a new run with another --out.")
+    model.load_state_dict(ckpt["model"])
+    ema_model.load_state_dict(ckpt["ema"])
+    opt.load_state_dict(ckpt["optimizer"])
+    return ckpt["step"], ckpt["config"]
+
+
+def _data(stage, cfg, run, unet_cfg, start, resumed_config):
+    """The endless training batches (continuing where a resumed run stopped), the fixed preview batch, and the
+    stage's data statistics (measured now, or the recorded ones on resume)."""
     spec = stage.data_spec(cfg, unet_cfg)
     # The corpus layout has train/ and test/; a plain folder of clips serves as both.
     train_dir = Path(cfg.data) / "train" if (Path(cfg.data) / "train").is_dir() else Path(cfg.data)
     test_dir = Path(cfg.data) / "test" if (Path(cfg.data) / "test").is_dir() else train_dir
-    _calibrate(stage, cfg, spec, train_dir, ckpt["config"] if start else None)
-    _log(rank, f"training {stage.NAME} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters) on "
-               f"{world} x {device}; config:")
-    for key, value in vars(cfg).items():
-        _log(rank, f"  {key} = {value}")
-    loader = data.step_loader(train_dir, spec["rate"], micro_batch=micro, accum=cfg.accum,
+    _calibrate(stage, cfg, spec, train_dir, resumed_config)
+    loader = data.step_loader(train_dir, spec["rate"], micro_batch=run.micro, accum=cfg.accum,
                               crop_range=spec.get("crop_range"), multiple=spec.get("multiple", 1), seed=cfg.seed,
-                              start_step=start, rank=rank, world_size=world, num_workers=cfg.workers)
+                              start_step=start, rank=run.rank, world_size=run.world, num_workers=cfg.workers)
     preview_batch = data.fixed_batch(test_dir, spec["rate"], n=spec.get("preview_clips", 1),
                                      seconds=spec.get("preview_seconds"),
                                      multiple=spec.get("multiple", 1)) if cfg.sample_every else None
-    out.mkdir(parents=True, exist_ok=True)
-    if rank == 0:
-        text = json.dumps(vars(cfg), indent=2)
-        audio_io.atomic_write(out / "config.json", lambda tmp: Path(tmp).write_text(text))
-        if start and (out / "log.jsonl").exists():     # a resumed run drops the log lines past its checkpoint
-            kept = [line for line in (out / "log.jsonl").read_text().splitlines()
-                    if line.strip() and json.loads(line)["step"] <= start]
-            audio_io.atomic_write(out / "log.jsonl", lambda tmp: Path(tmp).write_text("".join(k + "\n" for k in kept)))
+    return loader, preview_batch
 
-    from tqdm import tqdm
-    bar = tqdm(total=cfg.steps, initial=start, disable=rank != 0, dynamic_ncols=True, desc=stage.NAME)
-    # bf16 autocast on a GPU covers the network only: the data preparation (spectrograms, resampling, blur), the
-    # text encoder and the loss stay in float32.
-    net = _autocast(ddp) if device.type == "cuda" else ddp
-    batches = iter(loader)
-    t0 = time.time()
-    for step in range(start, cfg.steps):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        total = 0.0
-        for m in range(cfg.accum):
-            batch = next(batches)
-            ctx.generator = seeded(cfg.seed, step, rank, m)
-            # DDP averages gradients over processes at the last micro-batch only.
-            sync = ddp.no_sync() if (world > 1 and m < cfg.accum - 1) else contextlib.nullcontext()
-            with sync:
-                loss = stage.loss(net, batch, ctx) / cfg.accum
-                loss.backward()
-            total += loss.item()
-        # A NaN or infinite loss makes the gradient non-finite; after DDP's all-reduce every process sees the same
-        # norm, so all of them stop here together, before the weights or the checkpoint are touched.
-        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
-        if not (math.isfinite(total) and torch.isfinite(norm)):
-            raise TrainingError(f"the loss became {total:.4g} (gradient norm {norm.item():.4g}) at step {step}; "
-                                f"stopped without saving, so {ckpt_path} still holds the last good state "
-                                f"(try a lower --lr).")
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        update_ema(ema_model, model, cfg.ema, step)
-        done = step + 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{total:.4f}", lr=f"{lr_at(step, cfg):.1e}")   # process 0's share of the batch
-        if rank == 0 and (done % cfg.log_every == 0 or done == cfg.steps):
-            with open(out / "log.jsonl", "a") as f:
-                f.write(json.dumps({"step": done, "loss": total, "lr": lr_at(step, cfg),
-                                    "seconds": round(time.time() - t0, 2)}) + "\n")
-        # A time budget (a lent GPU, a cluster slot) ends the run at a step boundary; every process sees the same
-        # decision, because process 0's clock is broadcast.
-        out_of_time = bool(cfg.minutes) and _all_agree(time.time() - t0 > cfg.minutes * 60, world, device)
-        if rank == 0 and (done % cfg.ckpt_every == 0 or done == cfg.steps or out_of_time):
-            save_checkpoint(ckpt_path, {
-                "format": FORMAT, "stage": stage.NAME, "unet": asdict(unet_cfg), "config": vars(cfg),
-                "step": done, "loss": total, "model": model.state_dict(), "ema": ema_model.state_dict(),
-                "optimizer": opt.state_dict(), "world_size": world,
-                # The random state of every step is a function of (seed, step, process): see seeded().
-                "rng": {"scheme": "seeded(seed, step, rank, micro)", "seed": cfg.seed}})
-        if rank == 0 and cfg.sample_every and (done % cfg.sample_every == 0 or done == cfg.steps):
-            write_preview(stage, ema_model, preview_batch, ctx, out / "samples" / f"step{done:07d}")
-        if out_of_time and done < cfg.steps:
-            bar.close()
-            _log(rank, f"stopped by --minutes={cfg.minutes:g} at step {done} of {cfg.steps}: {ckpt_path}; "
-                       f"--resume=true continues it")
-            return
-    bar.close()
-    _log(rank, f"done: {ckpt_path} at step {cfg.steps}")
+
+def _prepare_folder(cfg, run, start):
+    """<out>/config.json, and a resumed run's log cut back to its checkpoint's step."""
+    run.out.mkdir(parents=True, exist_ok=True)
+    if run.rank != 0:
+        return
+    text = json.dumps(vars(cfg), indent=2)
+    audio_io.atomic_write(run.out / "config.json", lambda tmp: Path(tmp).write_text(text))
+    log = run.out / "log.jsonl"
+    if start and log.exists():
+        kept = [line for line in log.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= start]
+        audio_io.atomic_write(log, lambda tmp: Path(tmp).write_text("".join(k + "\n" for k in kept)))
+
+
+def _optimisation_step(stage, cfg, run, net, ddp, model, opt, batches, ctx, step):
+    """One optimizer step over `accum` micro-batches (Sec. 4.1: Adam, warm-up + cosine LR, clipping); its loss."""
+    for group in opt.param_groups:
+        group["lr"] = lr_at(step, cfg)
+    total = 0.0
+    for m in range(cfg.accum):
+        batch = next(batches)
+        ctx.generator = seeded(cfg.seed, step, run.rank, m)
+        # DDP averages gradients over processes at the last micro-batch only.
+        sync = ddp.no_sync() if (run.world > 1 and m < cfg.accum - 1) else contextlib.nullcontext()
+        with sync:
+            loss = stage.loss(net, batch, ctx) / cfg.accum
+            loss.backward()
+        total += loss.item()
+    # A NaN or infinite loss makes the gradient non-finite; after DDP's all-reduce every process sees the same
+    # norm, so all of them stop here together, before the weights or the checkpoint are touched.
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
+    if not (math.isfinite(total) and torch.isfinite(norm)):
+        raise TrainingError(f"the loss became {total:.4g} (gradient norm {norm.item():.4g}) at step {step}; "
+                            f"stopped without saving, so {run.ckpt_path} still holds the last good state "
+                            f"(try a lower --lr).")
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return total
 
 
 CALIBRATION_CLIPS, CALIBRATION_SECONDS = 32, 10.0      # ~5 minutes of training audio
