@@ -9,7 +9,7 @@ how much of the time goes to arithmetic rather than to memory traffic and small-
     python bench.py            # tiny presets at 30 s, then paper presets at 1 s (about 3 GB of memory)
     python bench.py --quick    # tiny presets only
     python bench.py --only route   # the whole cascade, 30 s of music, per stage (the sample speed target)
-    python bench.py --only settings  # cascader/vocoder/SR: error against real clips for steps x gamma
+    python bench.py --only settings  # cascader/vocoder/SR: stagecheck's figures for steps x gamma
     python bench.py --only step      # cascader/vocoder/SR: producing a training batch against computing the step
 
 Route section: sample.py's whole waveform route (and the spectrogram route) with its default settings and the
@@ -174,45 +174,37 @@ def section_route(args):
 
 def section_settings(args):
     """Quality against cost for the conditioned stages: rebuild real test clips from their own low-fidelity version
-    (3.2 kHz -> 16 kHz, log-mel -> 16 kHz, 16 kHz -> 24 kHz) with several step counts and gammas, and report the
-    RMS error against the real clip and the output's loudness, next to the error of the input merely resampled. It
-    is how sample.py's defaults were chosen."""
+    (3.2 kHz -> 16 kHz, log-mel -> 16 kHz, 16 kHz -> 24 kHz) with several step counts and gammas, and report
+    stagecheck.py's figures for each: for the cascaders the log-spectral distance of the band they add (and that of
+    an empty band), its loudness against the real one, and whether it follows the input (the correlation of the
+    added bands made from two different inputs with one seed); for the vocoder the log-mel distance to the real clip
+    (and Griffin-Lim's). It is how sample.py's defaults are chosen."""
     import data
-    import stage2_cascader
-    import stage3_superres
+    import sample
+    import stagecheck
     import text_encoder
-    import train
-    import vocoder
     folder = f"{args.data}/test"
-    print(f"\nconditioned stages on {args.clips} real 4 s test clips from {folder}: RMS error to the real clip")
+    print(f"\nconditioned stages on {args.clips} real 4 s test clips from {folder}")
     for name, rate in (("waveform-cascader", 16000), ("vocoder", 16000), ("superres", 24000)):
-        ckpt = train.load_checkpoint(f"{args.checkpoints}/{name}.pt")
-        model = train.model_from_checkpoint(ckpt)
+        model, config = sample.load_stage(args.checkpoints, name, torch.device("cpu"))
         batch = data.fixed_batch(folder, rate, n=args.clips, seconds=4.0, multiple=1920)
-        real = batch["audio"]
-        print(f"  {name} (step {ckpt['step']}), real clip RMS {real.pow(2).mean().sqrt():.3f}")
-        # The bar a conditioned stage must clear: its input merely resampled (the vocoder's input is no audio).
-        low = {"waveform-cascader": 3200, "superres": 16000}.get(name)
-        if low:
-            plain = data.resample(data.resample(real, rate, low), low, rate)[:, :real.shape[1]]
-            print(f"    no model (the input resampled to {rate} Hz): error {(plain - real).pow(2).mean().sqrt():.3f}")
+        text = text_encoder.load_t5().encode(batch["caption"], max_length=config["text_length"]) \
+            if name == "waveform-cascader" else (None, None)
+        print(f"  {name} ({config.get('form', 'paper')} form; shipped: {sample.DEFAULTS[name]})")
         for steps in (12, 50):
             for gamma in (0.0, 1.0):
-                g = torch.Generator().manual_seed(0)
                 start = time.perf_counter()
-                if name == "waveform-cascader":
-                    emb, mask = text_encoder.load_t5().encode(batch["caption"])
-                    out = stage2_cascader.generate(model, data.resample(real, rate, 3200), emb, mask,
-                                                   config=ckpt["config"], steps=steps, gamma=gamma, generator=g)
-                elif name == "vocoder":
-                    out = vocoder.generate(model, data.log_mel(real), config=ckpt["config"], steps=steps,
-                                           gamma=gamma, generator=g)
+                settings = {"steps": steps, "gamma": gamma}
+                if name == "vocoder":
+                    r = stagecheck.check_vocoder(model, config, batch["audio"], settings)
+                    figures = (f"log-mel distance {r['log_mel_distance']:.4f} (Griffin-Lim "
+                               f"{r['log_mel_distance_griffin_lim']:.4f}), flatness {r['flatness']:.3f}")
                 else:
-                    out = stage3_superres.generate(model, data.resample(real, rate, 16000), config=ckpt["config"],
-                                                   steps=steps, gamma=gamma, generator=g)
-                out = out[:, :real.shape[1]]
-                print(f"    steps {steps:3d} gamma {gamma:.0f}: error {(out - real).pow(2).mean().sqrt():.3f}, "
-                      f"output RMS {out.pow(2).mean().sqrt():.3f}, {time.perf_counter() - start:.1f} s")
+                    r = stagecheck.check_cascader(name, model, config, batch["audio"], text, settings)
+                    figures = (f"added band LSD {r['added_band_lsd']:.1f} dB (empty {r['added_band_lsd_plain']:.1f}),"
+                               f" RMS {r['added_band_rms']:.4f} (real {r['added_band_rms_real']:.4f}), "
+                               f"two inputs correlate {r['swap_correlation']:.3f}")
+                print(f"    steps {steps:3d} gamma {gamma:.0f}: {figures}, {time.perf_counter() - start:.0f} s")
 
 
 def section_step(args):

@@ -123,9 +123,10 @@ CASCADERS = {  # name -> (module, low rate, rate)
 }
 
 
-def _generate(name, model, config, low, text, seed):
-    """One conditioned stage with the shipped sampling settings (sample.DEFAULTS) and a fixed seed."""
-    s = sample.DEFAULTS[name]
+def _generate(name, model, config, low, text, seed, settings=None):
+    """One conditioned stage with the shipped sampling settings (sample.DEFAULTS, or `settings` over them) and a
+    fixed seed."""
+    s = {**sample.DEFAULTS[name], **(settings or {})}
     g = torch.Generator().manual_seed(seed)
     common = dict(config=config, steps=s["steps"], step_kind=s["step_kind"], gamma=s["gamma"],
                   cond_noise=s["cond_noise"], generator=g)
@@ -172,14 +173,15 @@ def teacher_forced(name, model, config, real, text):
     return ratios
 
 
-def check_cascader(name, model, config, real, text):
-    """The four questions for the waveform cascader or super-resolution on real clips (B, T) at the stage's rate."""
+def check_cascader(name, model, config, real, text, settings=None):
+    """The four questions for the waveform cascader or super-resolution on real clips (B, T) at the stage's rate;
+    `settings` (steps, gamma, ...) replace the shipped sampling settings."""
     _, low_rate, rate = CASCADERS[name]
     low = data.resample(real, rate, low_rate)                                # what the earlier stage hands over
     swapped = low.roll(1, dims=0)                                            # another clip's input, same seed
     swapped_text = tuple(None if z is None else z.roll(1, dims=0) for z in text)
-    out = _generate(name, model, config, low, text, seed=0)[:, :real.shape[1]]
-    out_swapped = _generate(name, model, config, swapped, swapped_text, seed=0)[:, :real.shape[1]]
+    out = _generate(name, model, config, low, text, 0, settings)[:, :real.shape[1]]
+    out_swapped = _generate(name, model, config, swapped, swapped_text, 0, settings)[:, :real.shape[1]]
     plain = data.resample(low, low_rate, rate)
     given, added = (0.0, low_rate / 2), (low_rate / 2, rate / 2)
     rms = lambda z: float(z.pow(2).mean().sqrt())
@@ -199,11 +201,11 @@ def check_cascader(name, model, config, real, text):
     }
 
 
-def check_vocoder(model, config, real):
-    """The vocoder against Griffin-Lim on real 16 kHz clips (B, T)."""
+def check_vocoder(model, config, real, settings=None):
+    """The vocoder against Griffin-Lim on real 16 kHz clips (B, T); `settings` as in check_cascader."""
     mel = data.log_mel(real)                                                 # (B, 80, F)
-    out = _generate("vocoder", model, config, mel, None, seed=0)
-    out_swapped = _generate("vocoder", model, config, mel.roll(1, dims=0), None, seed=0)
+    out = _generate("vocoder", model, config, mel, None, 0, settings)
+    out_swapped = _generate("vocoder", model, config, mel.roll(1, dims=0), None, 0, settings)
     gl = griffin_lim(mel, generator=torch.Generator().manual_seed(0))
     distance = lambda z: float((data.log_mel(z[:, :real.shape[1]]) - mel).abs().mean())
     return {"log_mel_distance": distance(out), "log_mel_distance_griffin_lim": distance(gl),

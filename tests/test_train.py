@@ -175,9 +175,9 @@ def test_bf16_wrapper_returns_float32_for_tensor_and_tuple_outputs():
 
 def test_make_passes_every_training_setting_to_the_stage():
     """`make train-cascader SEED=3 OUT=...` once dropped SEED and OUT silently (they were the sample target's)."""
-    r = subprocess.run(["make", "-n", "train-cascader", "SEED=3", "OUT=/tmp/elsewhere", "SECONDS=12", "STEPS=5"],
-                       cwd=ROOT, capture_output=True, text=True)
-    command = r.stdout.strip().splitlines()[-1]
+    r = subprocess.run(["make", "-n", "--no-print-directory", "train-cascader", "SEED=3", "OUT=/tmp/elsewhere",
+                        "SECONDS=12", "STEPS=5"], cwd=ROOT, capture_output=True, text=True)
+    command = [line for line in r.stdout.splitlines() if "stage2_cascader.py" in line][-1]
     for setting in ("--seed=3", "--out=/tmp/elsewhere", "--seconds=12", "--steps=5", "--preset=tiny"):
         assert setting in command.split(), (setting, command)
 
