@@ -5,7 +5,7 @@ high-rate waveform and are told the upsampled low-rate one. Measured on this pro
 size we can train: clips have RMS 0.1 while the noise schedules assume unit-scale data, and the band a stage must
 add is tiny (RMS 0.001 above 8 kHz for super-resolution), so unit noise buries it at every t. The tiny
 super-resolution model trained that way ignored its input (the added bands of its outputs for two different inputs
-correlated 0.988) and its output's 0-8 kHz band erred by 0.109 RMS from the input it was given (`make
+correlated 0.989) and its output's 0-8 kHz band erred by 0.105 RMS from the input it was given (`make
 check-stages`; README, "Does each stage do its job?").
 
 The residual form splits each high-rate clip x (B, T) at the low rate's Nyquist frequency f_c:
