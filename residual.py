@@ -88,7 +88,7 @@ def stats_of(config):
     if form == "paper":
         return form, 1.0, 1.0
     if not (config.get("cond_scale", 0) > 0 and config.get("residual_scale", 0) > 0):
-        raise train.CheckpointError("this residual-form config has no measured cond_scale and residual_scale; train the stage "
-                         "(train.py measures them) or give both settings.")
+        raise train.CheckpointError("this residual-form config has no measured cond_scale and residual_scale; train "
+                                    "the stage (train.py measures them) or give both settings.")
     return form, float(config["cond_scale"]), float(config["residual_scale"])
 

@@ -109,7 +109,8 @@ def load_stage(folder, name, device):
 def run(prompt, *, route="wave", seconds=30.0, n=1, seed=0, settings=None, checkpoints="checkpoints",
         device="auto", clip=CLIP, progress=True, log=print):
     """The whole cascade. Returns {"audio": (n, T) at 24 kHz, "stages": [(name, output, rate or None)],
-    "timings": {stage: (seconds, steps, peak MB)}, "prompt": prompt}. Raises SampleError or train.CheckpointError on bad input."""
+    "timings": {stage: (seconds, steps, peak MB)}, "prompt": prompt}.
+    Raises SampleError or train.CheckpointError on bad input."""
     settings = resolve_settings(settings)
     check_request(prompt, seconds, route, n, settings)
     dev = train.pick_device(device)
@@ -267,7 +268,8 @@ def parse_args(argv):
     p.add_argument("--checkpoints", default="checkpoints", help="folder holding <stage>.pt files")
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--clip", type=float, default=CLIP, help="dynamic clipping percentile of the generator's x0 (Sec. 3.1)")
+    p.add_argument("--clip", type=float, default=CLIP,
+                   help="dynamic clipping percentile of the generator's x0 (Sec. 3.1)")
     for name, short in SHORT.items():
         d = DEFAULTS[name]
         p.add_argument(f"--steps-{short}", type=int, default=None, help=f"sampling steps (default {d['steps']})"

@@ -300,7 +300,8 @@ def format_report(r):
                       f"{c['given_band_error_plain']:.5f})",
                       f"  added band {lo}-{hi} kHz, LSD        {c['added_band_lsd']:.1f} dB   (empty band "
                       f"{c['added_band_lsd_plain']:.1f} dB, another clip's input {c['added_band_lsd_swapped']:.1f} dB)",
-                      f"  added band RMS                {c['added_band_rms']:.5f}   (real {c['added_band_rms_real']:.5f})",
+                      f"  added band RMS                {c['added_band_rms']:.5f}   "
+                      f"(real {c['added_band_rms_real']:.5f})",
                       f"  same seed, two inputs: added-band correlation {c['swap_correlation']:.3f}",
                       "  teacher-forced x0 error / no-model error: "
                       + ", ".join(f"t={t:g} {v:.3f}" for t, v in c["teacher_forced"].items())]

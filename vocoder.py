@@ -82,8 +82,8 @@ def standardise(mel, config):
     if config.get("form", "paper") == "paper":
         return mel
     if len(config.get("mel_mean") or ()) != data.MEL_BINS or not config.get("signal_scale", 0) > 0:
-        raise train.CheckpointError("this scaled-form vocoder config has no measured signal_scale, mel_mean and mel_std; train "
-                         "the vocoder (train.py measures them).")
+        raise train.CheckpointError("this scaled-form vocoder config has no measured signal_scale, mel_mean and "
+                                    "mel_std; train the vocoder (train.py measures them).")
     mean, std = (torch.tensor(config[k], device=mel.device)[:, None] for k in ("mel_mean", "mel_std"))  # (80, 1)
     return (mel - mean) / std
 
