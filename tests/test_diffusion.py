@@ -3,6 +3,7 @@ denoiser is known in closed form (so any error in the sampler shows up as wrong 
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -211,6 +212,10 @@ def test_dynamic_clip():
     y = D.dynamic_clip(3 * x, 0.995)
     assert y.abs().max() <= 1.0 and y.abs().max() > 0.99
     assert torch.equal(torch.sign(y), torch.sign(3 * x))
+    # The threshold is the 99.5th percentile of |x0| (Imagen's s), found here by sorting with numpy instead.
+    values = np.sort(np.abs(3 * x.numpy().ravel()))
+    s = values[round(0.995 * values.size) - 1]
+    np.testing.assert_allclose(y.numpy().ravel(), np.clip(3 * x.numpy().ravel(), -s, s) / s, rtol=1e-6)
 
 
 def test_conditioning_corruption():

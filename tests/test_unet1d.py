@@ -149,7 +149,7 @@ def test_every_parameter_gets_a_gradient(name):
 def test_paper_presets_match_table_2(name):
     with torch.device("meta"):
         n = count_parameters(build_unet(name)) / 1e6
-    assert abs(n / unet1d.PAPER_PARAMS_M[name] - 1) < 0.15, f"{name}: {n:.1f}M"
+    assert abs(n / unet1d.PAPER_PARAMS_M[name] - 1) < 0.06, f"{name}: {n:.1f}M"     # the 6% unet1d.py claims
 
 
 def test_paper_preset_runs_on_meta_device():
