@@ -19,6 +19,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
+import data
+
 
 def atomic_write(path, write_fn, suffix=""):
     """Call write_fn(tmp_path) on a temporary file in the target folder, then rename it onto `path`.
@@ -40,8 +42,8 @@ def atomic_write(path, write_fn, suffix=""):
 
 def write_wav(path, audio, rate):
     """audio: (T,) float in [-1, 1] (clipped), written as mono 16-bit PCM WAV."""
-    data = torch.as_tensor(audio).detach().float().cpu().clamp(-1, 1).numpy()
-    atomic_write(path, lambda tmp: sf.write(tmp, data, rate, subtype="PCM_16", format="WAV"), suffix=".wav")
+    samples = torch.as_tensor(audio).detach().float().cpu().clamp(-1, 1).numpy()
+    atomic_write(path, lambda tmp: sf.write(tmp, samples, rate, subtype="PCM_16", format="WAV"), suffix=".wav")
 
 
 # --- pictures ---------------------------------------------------------------------------------------------------
@@ -70,7 +72,6 @@ def _mel_db(log_mel):
     """(80, F) log-mel in [-1, 1] (data.log_mel) -> (dB (80, F), each bin's centre frequency in Hz, frame times).
     [choice] A mel value is an area-normalised sum of STFT magnitudes, about one bin's magnitude / the bin spacing
     for a smooth spectrum; we undo that and data.log_mel's full-scale factor, so the mel row shares the dB scale."""
-    import data
     v = torch.as_tensor(log_mel).detach().float().cpu()
     lo, hi = data.LOG_MEL_RANGE
     magnitude = torch.exp((v + 1) / 2 * (hi - lo) + lo) * (data.MEL_RATE / data.MEL_NFFT)     # per STFT bin
@@ -85,7 +86,6 @@ def stage_grid(signal, rate, frames_per_second=50):
     log-mel with rate None (drawn at its bins' true frequencies). Rows above the stage's limit are NaN (blank)."""
     if rate is None:
         db, freqs, times = _mel_db(signal)
-        import data
         limit = data.MEL_FMAX
     else:
         db, freqs, times = _stft_db(signal, rate, frames_per_second)

@@ -50,35 +50,34 @@ def calibrate(audio, low_rate, rate):
     return {"cond_scale": round(rms(low), 6), "residual_scale": round(rms(audio - low), 6)}
 
 
-def split(audio, low_rate, rate, cond_scale, residual_scale):
-    """(B, T) high-rate audio -> (cond (B, 1, T), x0 (B, 1, T)): the scaled given band and the scaled residual."""
-    low = lowpass(audio, low_rate, rate)
-    return (low / cond_scale)[:, None], ((audio - low) / residual_scale)[:, None]
-
-
 def condition(lowres, low_rate, rate, cond_scale):
     """(B, T_low) audio from the earlier stage -> (upsampled (B, T), network conditioning (B, 1, T))."""
     up = data.resample(lowres.float(), low_rate, rate)
     return up, (up / cond_scale)[:, None]
 
 
-def projector(low_rate, rate):
-    """A function x0_hat (B, 1, T) -> its part above low_rate / 2: applied to every x0 estimate while sampling
-    (diffusion.sample's `project`), so that the residual never touches the given band."""
-    return lambda x0: highpass(x0, low_rate, rate)
+def sampler_options(form, low_rate, rate):
+    """diffusion.sample's x0 handling for each form. Residual: every x0 estimate is projected onto the band above
+    low_rate / 2, so the residual never touches the given band, and not clipped (a unit-variance residual is not
+    bounded by 1). Paper: dynamic clipping at the 99.5th percentile (sample.py's generators use the same)."""
+    if form == "paper":
+        return {"clip_percentile": 0.995, "project": None}
+    return {"clip_percentile": None, "project": lambda x0: highpass(x0, low_rate, rate)}
 
 
-def assemble(up, x0, residual_scale):
-    """up (B, T) + residual_scale * x0 (B, 1, T) -> (B, T): the stage's output, eq. at the top of this file."""
-    return up + residual_scale * x0[:, 0]
+def output(up, x, form, residual_scale):
+    """The sampler's result x (B, 1, T) -> the stage's audio (B, T): x itself in the paper's form, else
+    up (B, T) + residual_scale * x, the equation at the top of this file."""
+    return x[:, 0] if form == "paper" else up + residual_scale * x[:, 0]
 
 
 def loss_inputs(audio, low_rate, rate, cfg):
     """A training crop (B, T) -> (cond, x0), each (B, 1, T), in the form `cfg.form` names."""
     form, cond_scale, residual_scale = stats_of(vars(cfg))
+    low = lowpass(audio, low_rate, rate)
     if form == "paper":
-        return lowpass(audio, low_rate, rate)[:, None], audio[:, None]
-    return split(audio, low_rate, rate, cond_scale, residual_scale)
+        return low[:, None], audio[:, None]
+    return (low / cond_scale)[:, None], ((audio - low) / residual_scale)[:, None]
 
 
 def stats_of(config):

@@ -152,10 +152,10 @@ def run(prompt, *, route="wave", seconds=30.0, n=1, seed=0, settings=None, check
         log(f"  {timings[name][0]:.1f} s, peak memory {timings[name][2]:.0f} MB")
         return out
 
-    common = dict(generator=gen, progress=progress, clip=clip)
-    # The conditioned stages choose their own clipping by form (none for the residual and scaled forms, whose
-    # signals have unit variance, not a [-1, 1] range; 0.995 for checkpoints of the paper's form).
-    cascade = dict(common, clip="auto")
+    # `clip` is the generators' dynamic clipping; the conditioned stages clip by their form (none for the residual
+    # and scaled forms, whose signals have unit variance, not a [-1, 1] range; 0.995 for the paper's form).
+    cascade = dict(generator=gen, progress=progress)
+    common = dict(cascade, clip=clip)
     if route == "wave":
         low = timed(names[0], lambda s, c: stage1_generator.generate(
             models[names[0]][0], text_emb, text_mask, repr="wave", seconds=seconds, batch=n, steps=s["steps"],

@@ -106,13 +106,12 @@ def loss(model, batch, ctx):
 
 @torch.no_grad()
 def generate(model, lowres, text_emb=None, text_mask=None, *, config, steps=20, step_kind="front", gamma=1.0,
-             guidance=5.0, cond_noise=0.02, clip="auto", generator=None, progress=False):
+             guidance=5.0, cond_noise=0.02, generator=None, progress=False):
     """(B, T/5) 3.2 kHz audio (+ T5 tokens) -> (B, T) 16 kHz audio.  Defaults are Table 3's, with fewer steps.
 
     config: the training config (a checkpoint's "config" dict): form, scales, schedule, objective.
     cond_noise: the corruption level u the conditioning is noised to before sampling [choice: the paper does not
     say; CDM / Imagen also noise the low-resolution input at sampling, which hides the sketch's own artefacts].
-    clip: dynamic clipping percentile; "auto" = 0.995 for the paper's form, none for the residual form.
     text_emb=None samples without text (guidance is then irrelevant).
     """
     form, cond_scale, residual_scale = residual.stats_of(config)
@@ -126,10 +125,9 @@ def generate(model, lowres, text_emb=None, text_mask=None, *, config, steps=20, 
     model_fn = diffusion.classifier_free_guidance(fn, guidance if text_emb is not None else 1.0)
     x = diffusion.sample(model_fn, tuple(cond.shape), step_sizes=diffusion.step_schedule(
         "waveform-cascader", step_kind, steps), schedule=schedule, objective=objective, gamma=gamma,
-        generator=generator, clip_percentile=(0.995 if form == "paper" else None) if clip == "auto" else clip,
-        project=residual.projector(LOW_RATE, RATE) if form == "residual" else None, device=dev,
-        progress=progress and "cascader")                                     # (B, 1, T)
-    return x[:, 0] if form == "paper" else residual.assemble(up, x, residual_scale)
+        generator=generator, device=dev, progress=progress and "cascader",
+        **residual.sampler_options(form, LOW_RATE, RATE))                    # (B, 1, T)
+    return residual.output(up, x, form, residual_scale)
 
 
 def preview(model, batch, ctx):

@@ -82,13 +82,12 @@ def loss(model, batch, ctx):
 
 
 @torch.no_grad()
-def generate(model, audio, *, config, steps=20, step_kind="front", gamma=0.0, cond_noise=0.02, clip="auto",
-             generator=None, progress=False):
+def generate(model, audio, *, config, steps=20, step_kind="front", gamma=0.0, cond_noise=0.02, generator=None,
+             progress=False):
     """(B, T) 16 kHz audio -> (B, round(1.5 T)) 24 kHz audio.  Defaults are Table 3's, with fewer steps.
 
     config: the training config (a checkpoint's "config" dict): form, scales, schedule, objective.
     cond_noise: the level u the conditioning is noised to before sampling [choice; see stage2_cascader.generate].
-    clip: dynamic clipping percentile; "auto" = 0.995 for the paper's form, none for the residual form.
     """
     form, cond_scale, residual_scale = residual.stats_of(config)
     schedule, objective = config["schedule"], config["objective"]
@@ -99,11 +98,10 @@ def generate(model, audio, *, config, steps=20, step_kind="front", gamma=0.0, co
     cond = diffusion.noise_condition(cond, level, schedule=schedule, generator=generator)
     x = diffusion.sample(_model_fn(model, cond, level), tuple(cond.shape),
                          step_sizes=diffusion.step_schedule("superres", step_kind, steps), schedule=schedule,
-                         objective=objective, gamma=gamma, generator=generator,
-                         clip_percentile=(0.995 if form == "paper" else None) if clip == "auto" else clip,
-                         project=residual.projector(LOW_RATE, RATE) if form == "residual" else None,
-                         device=dev, progress=progress and "super-resolution")     # (B, 1, 1.5 T)
-    return x[:, 0] if form == "paper" else residual.assemble(up, x, residual_scale)
+                         objective=objective, gamma=gamma, generator=generator, device=dev,
+                         progress=progress and "super-resolution",
+                         **residual.sampler_options(form, LOW_RATE, RATE))  # (B, 1, 1.5 T)
+    return residual.output(up, x, form, residual_scale)
 
 
 def preview(model, batch, ctx):

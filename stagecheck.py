@@ -27,6 +27,7 @@ sampling settings (sample.DEFAULTS), and always next to the answer of *no model 
                     to 24 kHz: the cascade above the generator must preserve music on both figures
 
     python stagecheck.py [--data data/music21] [--checkpoints checkpoints] [--n 6] [--seconds 4]   (make check-stages)
+    python stagecheck.py --figures samples/*.wav        the two figures of any audio files (make sample's outputs)
 """
 
 import argparse
@@ -322,6 +323,20 @@ def format_report(r):
     return "\n".join(lines)
 
 
+def file_figures(paths):
+    """{path: (flatness, persistence)} of audio files at their own rate (mono): is what a stage wrote music?"""
+    import soundfile as sf
+    figures = {}
+    for path in paths:
+        try:
+            audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        except (OSError, RuntimeError) as err:
+            raise data.DataError(f"cannot read {path} ({err}); give a WAV or FLAC file.") from None
+        clip = torch.from_numpy(audio.mean(axis=1))[None]                   # (1, T)
+        figures[str(path)] = (float(flatness(clip, rate)[0]), float(persistence(clip, rate)[0]))
+    return figures
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python stagecheck.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="data/music21", help="the corpus (make data); its test/ split is used")
@@ -329,7 +344,18 @@ def main(argv=None):
     parser.add_argument("--n", type=int, default=6, help="held-out clips (2 or more)")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of each clip for the stage checks")
     parser.add_argument("--out", default="runs/check-stages/stages.json", help="where the result is written")
+    parser.add_argument("--figures", nargs="+", metavar="FILE", help="only print the flatness and persistence of "
+                        "these audio files (e.g. make sample's outputs) and stop")
     args = parser.parse_args(argv)
+    if args.figures:
+        try:
+            for path, (flat, persist) in file_figures(args.figures).items():
+                print(f"{path}: flatness {flat:.3f}, persistence {persist:.3f}   (real clips: ~0.06, ~0.8; noise "
+                      f"~0.56, ~0)")
+        except data.DataError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        return 0
     if args.n < 2 or not 1.0 <= args.seconds <= 30.0:
         parser.error("--n must be at least 2 (the swapped input comes from another clip) and --seconds in 1..30.")
     folder = Path(args.data) / "test" if (Path(args.data) / "test").is_dir() else Path(args.data)

@@ -105,12 +105,12 @@ def loss(model, batch, ctx):
 
 
 @torch.no_grad()
-def generate(model, spectrogram, *, config, steps=20, step_kind="front", gamma=0.0, cond_noise=0.02, clip="auto",
+def generate(model, spectrogram, *, config, steps=20, step_kind="front", gamma=0.0, cond_noise=0.02,
              generator=None, progress=False):
     """(B, 80, F) log-mel in [-1, 1] -> (B, 160 F) 16 kHz audio.  Defaults are Table 3's, with fewer steps.
     config: the training config (a checkpoint's "config" dict): form, statistics, schedule, objective.
     cond_noise: the level u the spectrogram is noised to before sampling [choice; see stage2_cascader.generate].
-    clip: dynamic clipping percentile; "auto" = 0.995 for the paper's form, none for the scaled form."""
+    Dynamic clipping at the 99.5th percentile in the paper's form only (a unit-RMS waveform is not bounded by 1)."""
     scaled = config.get("form", "paper") == "scaled"
     schedule = config["schedule"]
     dev = next(model.parameters()).device
@@ -121,7 +121,7 @@ def generate(model, spectrogram, *, config, steps=20, step_kind="front", gamma=0
     x = diffusion.sample(_model_fn(model, mel, level), (b, 1, frames * data.MEL_HOP),
                          step_sizes=diffusion.step_schedule("vocoder", step_kind, steps), schedule=schedule,
                          objective=config["objective"], gamma=gamma, generator=generator,
-                         clip_percentile=(None if scaled else 0.995) if clip == "auto" else clip, device=dev,
+                         clip_percentile=None if scaled else 0.995, device=dev,
                          progress=progress and "vocoder")                    # (B, 1, 160 F)
     return x[:, 0] * (config["signal_scale"] if scaled else 1.0)
 

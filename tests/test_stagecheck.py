@@ -135,3 +135,15 @@ def test_stage_check_runs_and_sees_the_exact_given_band(tmp_path, tiny_corpus):
     assert set(result["routes"]) == {"wave", "spec"}
     text = stagecheck.format_report(result)
     assert "given band 0-8 kHz" in text and "Griffin-Lim" in text
+
+
+def test_figures_of_files_tell_notes_from_noise(tmp_path):
+    import soundfile as sf
+    sf.write(tmp_path / "notes.wav", notes().numpy(), RATE)
+    sf.write(tmp_path / "noise.wav", (0.1 * torch.randn(4 * RATE, generator=torch.Generator().manual_seed(0))).numpy(),
+             RATE)
+    figures = stagecheck.file_figures([tmp_path / "notes.wav", tmp_path / "noise.wav"])
+    (flat_notes, persist_notes), (flat_noise, persist_noise) = figures.values()
+    assert flat_notes < 0.15 < 0.5 < flat_noise and persist_notes > 0.6 > 0.1 > persist_noise
+    (tmp_path / "bad.wav").write_bytes(b"not audio")
+    assert stagecheck.main(["--figures", str(tmp_path / "bad.wav")]) == 2
