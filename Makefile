@@ -25,7 +25,7 @@ LAUNCH := $(if $(filter 1,$(NPROC)),$(PY),$(VENV)/bin/torchrun --standalone --np
 TRAIN_ARGS = --preset=$(PRESET) --data=$(DATA) $(PASS) $(ARGS)
 
 .PHONY: help venv test bench data sample train-generator train-spec-generator train-cascader train-vocoder \
-        train-superres train-mulan checkpoints demo-t5 pseudo-label eval sweep check-stages
+        train-superres train-mulan checkpoints demo-t5 pseudo-label eval sweep check-stages overfit
 
 help:
 	@sed -n '1,/^$$/p' Makefile
@@ -119,6 +119,12 @@ sweep: $(VENV)/.stamp
 # and both routes fed a real clip's first stage. CHECKPOINTS= another folder (e.g. a run's exported weights).
 check-stages: $(VENV)/.stamp
 	$(PY) stagecheck.py --data $(DATA) $(if $(N),--n $(N)) $(if $(CHECKPOINTS),--checkpoints $(CHECKPOINTS)) $(ARGS)
+
+# Can this stage learn at all? (overfit.py) Train it on CLIPS (8) training clips for minutes, then judge what it
+# samples by the model-free figures. The first thing to run when "the loss went down but the output is noise".
+#   make overfit STAGE=spec-generator        STAGE: generator, spec-generator, cascader, vocoder, superres
+overfit: $(VENV)/.stamp
+	$(PY) overfit.py $(STAGE) --data $(DATA) $(if $(CLIPS),--clips $(CLIPS)) $(ARGS)
 
 # Copy the EMA weights of every finished run in runs/ into checkpoints/ (half precision), where sample.py looks.
 checkpoints: $(VENV)/.stamp

@@ -116,7 +116,10 @@ def write_stage_picture(path, panels, title=None):
     axes[-1, 0].set_xlabel("seconds")
     fig.colorbar(image, ax=axes[:, 0], label="dB re. full-scale sine", shrink=0.9)
     if title:
-        fig.suptitle(title, fontsize=10)
+        # A prompt may hold control characters or emoji that the default font cannot draw; keep what it can.
+        printable = "".join(c for c in title if c.isprintable() and ord(c) < 0x2000).strip()
+        if printable:
+            fig.suptitle(printable, fontsize=10)
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90), suffix=".png")
     plt.close(fig)
 

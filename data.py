@@ -135,6 +135,21 @@ def log_mel(audio_16k):
     return scaled.clamp(-1, 1).reshape(*lead, MEL_BINS, -1)
 
 
+def mel_statistics(mel, floor=0.05):
+    """(B, 80, F) log-mel -> {"mel_mean": 80 floats, "mel_std": 80 floats}: each bin's mean and std over clips and
+    frames, rounded for a readable checkpoint config. [choice] The std has a floor (0.05 of the [-1, 1] range): a bin
+    silent in every calibration clip must not blow up what a model writes there."""
+    return {"mel_mean": [round(v, 5) for v in mel.mean(dim=(0, 2)).tolist()],
+            "mel_std": [round(max(v, floor), 5) for v in mel.std(dim=(0, 2)).tolist()]}
+
+
+def standardise_mel(mel, stats, inverse=False):
+    """(B, 80, F) log-mel in [-1, 1] -> each bin at zero mean and unit std, (mel - mean) / std, with the statistics
+    of mel_statistics; inverse=True maps a standardised mel back to [-1, 1] (clipped, as log_mel clips)."""
+    mean, std = (torch.tensor(stats[k], device=mel.device, dtype=mel.dtype)[:, None] for k in ("mel_mean", "mel_std"))
+    return (mel * std + mean).clamp(-1, 1) if inverse else (mel - mean) / std         # (B, 80, F); stats (80, 1)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # 3. A folder of audio files with captions.jsonl -> an index of 30 s clips
 
@@ -260,8 +275,8 @@ class AudioCaptionDataset(Dataset):
     for a seed whatever the number of loader workers. A clip that turns out unreadable or silent is replaced by the
     next one (after one warning), so one bad file never stops a training run."""
 
-    def __init__(self, folder, rate, crop_seconds=None, seed=0):
-        self.clips = index_folder(folder)
+    def __init__(self, folder, rate, crop_seconds=None, seed=0, clips=0):
+        self.clips = index_folder(folder)[: clips or None]          # clips > 0: only the first ones (overfit check)
         self.rate, self.crop_seconds, self.seed = rate, crop_seconds, seed
         self.bad = set()
 
@@ -369,11 +384,11 @@ class CropCollate:
 
 
 def make_loader(folder, rate, batch_size, *, crop_seconds=None, crop_range=None, multiple=1, num_workers=2,
-                seed=0, rank=0, world_size=1, shuffle=True, forever=False, start=0):
+                seed=0, rank=0, world_size=1, shuffle=True, forever=False, start=0, clips=0):
     """One epoch per iteration (forever=False), or an endless stream of batches that begins `start` items in.
     With crop_range, items are read at its upper length and the collate function cuts the batch (CropCollate)."""
     item_seconds = crop_range[1] if crop_range is not None else crop_seconds
-    dataset = AudioCaptionDataset(folder, rate, crop_seconds=item_seconds, seed=seed)
+    dataset = AudioCaptionDataset(folder, rate, crop_seconds=item_seconds, seed=seed, clips=clips)
     sampler = ShardedSampler(len(dataset), seed=seed, rank=rank, world_size=world_size, shuffle=shuffle,
                              forever=forever, start=start)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
@@ -381,12 +396,12 @@ def make_loader(folder, rate, batch_size, *, crop_seconds=None, crop_range=None,
 
 
 def step_loader(folder, rate, *, micro_batch, accum=1, crop_range=None, multiple=1, seed=0, start_step=0, rank=0,
-                world_size=1, num_workers=2):
+                world_size=1, num_workers=2, clips=0):
     """The training loop's endless batches: a run resumed at `start_step` continues the data stream where the
     interrupted one stopped (start_step * accum micro-batches of micro_batch items per rank), without re-reading."""
     return make_loader(folder, rate, micro_batch, crop_range=crop_range, multiple=multiple, num_workers=num_workers,
                        seed=seed, rank=rank, world_size=world_size, forever=True,
-                       start=start_step * accum * micro_batch)
+                       start=start_step * accum * micro_batch, clips=clips)
 
 
 def fixed_batch(folder, rate, n=1, seconds=None, multiple=1):

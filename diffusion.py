@@ -127,7 +127,13 @@ def eps_from_x0(x0, x_t, alpha, sigma):
 # 3. The training loss (eq. 1, Table 2)
 # ---------------------------------------------------------------------------------------------------------------
 
-WEIGHTS = ("simplified", "sigma")
+WEIGHTS = ("simplified", "sigma", "sigma-floor")
+# [choice, issue 13] "sigma-floor" is the sigma weight with its high-noise end held up. On the x0 error the sigma
+# weight is alpha^2 (see below), under 2.5e-3 at log-SNR < -6, so the spectrogram generator barely trained the
+# steps that start every sample; the plain v loss (x0 weight 1 + SNR) trains them but gives low noise 27x the
+# weight of log-SNR 0. The floor 1/4 takes the plain v loss's balance at high noise (half the weight of log-SNR 0)
+# and the sigma weight's at low noise (twice it). On the v error: w = sigma^2 max(alpha^2, 1/4).
+SIGMA_FLOOR = 0.25
 
 
 def diffusion_loss(model_fn, x0, *, schedule, objective="v", weight="simplified", generator=None):
@@ -141,6 +147,8 @@ def diffusion_loss(model_fn, x0, *, schedule, objective="v", weight="simplified"
     """
     if weight not in WEIGHTS:
         raise ValueError(f"unknown loss weight {weight!r}; use one of {', '.join(WEIGHTS)}.")
+    if weight == "sigma-floor" and objective != "v":
+        raise ValueError("the sigma-floor weight is defined for the v objective; use weight sigma with eps.")
     batch = x0.shape[0]
     t = torch.rand(batch, generator=generator, device=_gen_device(generator)).to(x0.device)   # (B,)
     noise = randn(x0.shape, generator, x0.device, x0.dtype)
@@ -152,6 +160,8 @@ def diffusion_loss(model_fn, x0, *, schedule, objective="v", weight="simplified"
     if weight == "sigma":
         w = sigma**2 if objective == "eps" else (sigma * alpha) ** 2
         per_example = per_example * w.to(per_example.device)
+    elif weight == "sigma-floor":                       # x0 error = sigma^2 v error, weighted max(alpha^2, 1/4)
+        per_example = per_example * (sigma**2 * (alpha**2).clamp(min=SIGMA_FLOOR)).to(per_example.device)
     return per_example.mean(), per_example, t
 
 
@@ -308,6 +318,12 @@ def _progress(iterable, progress, total):
     return tqdm(iterable, total=total, desc=progress if isinstance(progress, str) else "sampling", leave=False)
 
 
+def settings(defaults, **given):
+    """A stage's sampler settings: its defaults (the SAMPLING table in its file), with the given ones that are not
+    None over them. Each stage keeps its own defaults, so that sample.py passes only what a user set."""
+    return {**defaults, **{k: v for k, v in given.items() if v is not None}}
+
+
 def sample(model_fn, shape, *, step_sizes, schedule="cosine", objective="v", gamma=0.0, generator=None,
            clip_percentile=None, project=None, device=None, progress=False):
     """The paper's ancestral sampler (App. A, eq. 4) with stochasticity gamma; returns the sample at t = 0.
@@ -323,19 +339,20 @@ def sample(model_fn, shape, *, step_sizes, schedule="cosine", objective="v", gam
     model may produce, e.g. a frequency band).
     """
     times = _times(step_sizes)
-    x = randn(shape, generator, device)                                          # x_1 ~ N(0, I)
+    x = randn(shape, generator, device)                                # App. A: start from x_1 ~ N(0, I)
     steps = len(times) - 1
     for n in _progress(range(steps, 0, -1), progress, steps):
         t, s = float(times[n]), float(times[n - 1])
-        x0, _, _, _ = _predict_x0(model_fn, x, t, schedule, objective, clip_percentile, project)
+        x0, _, _, _ = _predict_x0(model_fn, x, t, schedule, objective, clip_percentile, project)  # eq. 4: x0_hat
         if n == 1:
-            return x0
+            return x0                                                    # the last step: x0_hat, no noise
         alpha_t, sigma_t, logsnr_t = _coefficients(t, schedule)
         alpha_s, sigma_s, logsnr_s = _coefficients(s, schedule)
-        r = math.exp(logsnr_t - logsnr_s)                                        # in (0, 1)
-        mean = (r * alpha_s / alpha_t) * x + ((1 - r) * alpha_s) * x0
+        r = math.exp(logsnr_t - logsnr_s)                                # eq. 4: r = e^(lambda_t - lambda_s), in (0, 1)
+        mean = (r * alpha_s / alpha_t) * x + ((1 - r) * alpha_s) * x0    # eq. 4, first two terms (posterior mean)
+        # eq. 4, last term: sigma_tilde^(1 - gamma) sigma_ts^gamma, as an interpolation of log-variances
         log_var = (1 - gamma) * math.log((1 - r) * sigma_s**2) + gamma * math.log((1 - r) * sigma_t**2)
-        x = mean + math.exp(0.5 * log_var) * randn(shape, generator, x.device, x.dtype)
+        x = mean + math.exp(0.5 * log_var) * randn(shape, generator, x.device, x.dtype)      # eq. 4: x_s
     return x
 
 

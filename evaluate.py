@@ -337,7 +337,7 @@ def denoise(args):
         cfg = SimpleNamespace(**cfg)
         rate = data.MEL_RATE if cfg.repr == "spec" else stage1_generator.WAVE_RATE
         audio = torch.stack([read_clip(r["file"], rate)[: round(cfg.seconds * rate)] for r in rows])
-        x0 = stage1_generator.to_x0(audio, cfg)                                 # (N, 1, T) or (N, 80, F)
+        x0 = stage1_generator.to_x0(audio, vars(cfg))                           # (N, 1, T) or (N, 80, F)
         t5 = text_encoder.load_t5(cfg.t5 or text_encoder.DEMO_T5_DIR)
         emb, mask = text_encoder.TextEmbeddingCache(t5, max_length=cfg.text_length)([r["prompt"] for r in rows])
         no_model = channel_gaussian_denoiser(x0, cfg.schedule, cfg.objective)

@@ -10,6 +10,15 @@ Writes a 24 kHz mono 16-bit WAV (default samples/<prompt-slug>.wav) and beside i
 (<name>.3200hz.wav and <name>.16000hz.wav, or <name>.mel.png on the spectrogram route) and <name>.png, every
 stage's spectrogram stacked top to bottom on one frequency axis (0-12 kHz), so a reader sees what each stage adds.
 
+Shapes through the cascade, for n variations of s seconds:
+
+    prompt --T5--> tokens (n, L, D) and mask (n, L)                   L = 64 (waveform route) or 96 (spectrogram)
+    waveform route:     generator -> (n, 3200 s)   cascader -> (n, 16000 s)   super-resolution -> (n, 24000 s)
+    spectrogram route:  generator -> (n, 80, 100 s) log-mel in [-1, 1]   vocoder -> (n, 16000 s)   -> (n, 24000 s)
+
+Each stage's sampler settings (steps, step schedule, gamma, guidance, conditioning noise) are its own defaults,
+SAMPLING beside its generate(); a flag such as --steps-cascader 20 overrides one for this run only.
+
 One seed drives every random draw of every stage (one torch.Generator threaded through), so the same seed gives
 the same file bit for bit on the same machine. Checkpoints are looked up in checkpoints/ (the shipped demo ones),
 or in the folder given by --checkpoints, named after the stage: waveform-generator.pt, waveform-cascader.pt,
@@ -27,6 +36,8 @@ import torch
 
 import audio_io
 import data
+import diffusion
+import perf
 import stage1_generator
 import stage2_cascader
 import stage3_superres
@@ -34,7 +45,7 @@ import text_encoder
 import train
 import vocoder
 
-OUT_RATE = 24000
+OUT_RATE = 24000        # Sec. 3.3.3: the super-resolution cascader's rate, the cascade's output
 MAX_SECONDS = 600.0     # 10 minutes: beyond that a CPU run takes hours and the generator never saw such lengths
 
 # Stage name (also its checkpoint's file name) -> the make target that trains it.
@@ -42,24 +53,20 @@ CHECKPOINTS = {
     "waveform-generator": "train-generator", "waveform-cascader": "train-cascader", "superres": "train-superres",
     "spectrogram-generator": "train-spec-generator", "vocoder": "train-vocoder",
 }
+# The two routes of Fig. 1 (Sec. 3.3): the same last stage, two ways to reach 16 kHz. The paper found the
+# waveform route better at scale.
 ROUTES = {"wave": ("waveform-generator", "waveform-cascader", "superres"),
           "spec": ("spectrogram-generator", "vocoder", "superres")}
 
-# Sampling defaults per stage: Table 3's schedules, gammas and guidance scales, with far fewer steps than the
-# paper's 100-1000 so that 30 s of music takes under a minute on a 2-core CPU (bench.py measures it).
-# cond_noise is the level u to which a cascader's conditioning is noised before sampling (§13: the paper does not
-# say; CDM / Imagen noise it a little, which hides the earlier stage's own artefacts). [choice] 0.02 on the linear
-# schedule: noise of std 0.077 on the unit-variance conditioning of the residual and scaled forms (stage files).
+# Each stage's sampling defaults live in its own file (SAMPLING, beside its generate(), with the measured reason
+# wherever they differ from Table 3); this table only gathers them for --help and for checking a request. They use
+# far fewer steps than the paper's 100-1000, so that 30 s of music takes under a minute on a 2-core CPU (bench.py).
 DEFAULTS = {
-    "waveform-generator": dict(steps=30, step_kind="front", gamma=0.0, guidance=10.0),
-    # [choice] gamma 0, not Table 3's 1: at 12 steps gamma = 1 puts the added 1.6-8 kHz band 5.5 dB further from
-    # the real one (log-spectral distance 24.2 against 18.7 dB; `python bench.py --only settings`, README).
-    "waveform-cascader": dict(steps=12, step_kind="front", gamma=0.0, guidance=5.0, cond_noise=0.02),
-    "spectrogram-generator": dict(steps=30, step_kind="back-eval", gamma=0.0, guidance=5.0),
-    "vocoder": dict(steps=12, step_kind="front", gamma=0.0, guidance=None, cond_noise=0.02),
-    "superres": dict(steps=12, step_kind="front", gamma=0.0, guidance=None, cond_noise=0.02),
+    "waveform-generator": stage1_generator.SAMPLING["wave"], "waveform-cascader": stage2_cascader.SAMPLING,
+    "spectrogram-generator": stage1_generator.SAMPLING["spec"], "vocoder": vocoder.SAMPLING,
+    "superres": stage3_superres.SAMPLING,
 }
-CLIP = 0.995            # dynamic clipping percentile of x0 (§3.5; the paper gives none, this is diffusers' default)
+# The short names of the command-line flags (--steps-cascader, ...) and of the log lines.
 SHORT = {"waveform-generator": "generator", "waveform-cascader": "cascader", "spectrogram-generator": "spec-generator",
          "vocoder": "vocoder", "superres": "superres"}
 
@@ -69,37 +76,50 @@ class SampleError(ValueError):
 
 
 def slug(prompt):
+    """The prompt as a file name: lower-case words joined by '-', at most 60 characters."""
     s = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:60].strip("-")
     return s or "unconditional"
 
 
 def check_request(prompt, seconds, route, n, settings):
+    """Every setting of a request, checked before a checkpoint is loaded: a bad one is one sentence naming the
+    setting and its range, never a traceback from deep inside a stage minutes later."""
     if route not in ROUTES:
         raise SampleError(f"unknown route {route!r}; use wave (generator -> cascader -> super-resolution) or spec.")
+    # `not (x >= 0.1)` also catches NaN.
     if not (seconds >= 0.1):
         raise SampleError(f"length must be at least 0.1 seconds, got {seconds}.")
     if seconds > MAX_SECONDS:
         raise SampleError(f"{seconds} s is beyond the {MAX_SECONDS / 60:.0f}-minute limit; ask for a shorter clip.")
+    # The n variations are one batch through every stage, so memory grows with n.
     if not 1 <= n <= 64:
         raise SampleError(f"N (variations per prompt) must be between 1 and 64, got {n}.")
     for name in ROUTES[route]:
         s = settings[name]
         least = 0 if name == "superres" else 1              # superres 0 steps: plain resampling, no model
+        # steps is the number of network calls; with guidance each call runs a doubled batch (with and without
+        # the text, diffusion.classifier_free_guidance).
         if not isinstance(s["steps"], int) or s["steps"] < least:
             kind = "whole number, 0 or more" if least == 0 else "positive whole number"
             raise SampleError(f"steps for the {SHORT[name]} must be a {kind}, got {s['steps']}.")
+        # Table 7's step-size lists: front- or back-heavy, or uniform; "back-eval" is the spectrogram generator's
+        # evaluation list (diffusion.step_schedule).
         kinds = ("front", "uniform", "back") + (("back-eval",) if name == "spectrogram-generator" else ())
         if s["step_kind"] not in kinds:
             raise SampleError(f"unknown step schedule {s['step_kind']!r} for the {SHORT[name]}; use "
                               f"{', '.join(kinds)}.")
         if not 0.0 <= s.get("cond_noise", 0.0) <= 1.0:
             raise SampleError(f"the conditioning noise level for the {SHORT[name]} must lie in [0, 1].")
+        # gamma interpolates the sampler's variance between the posterior's (0) and the forward process's (1).
         if not 0.0 <= s["gamma"] <= 1.0:
             raise SampleError(f"gamma for the {SHORT[name]} must lie in [0, 1], got {s['gamma']}.")
 
 
 def load_stage(folder, name, device):
-    """(model, training config) of one stage, or one clear sentence naming the make target that creates it."""
+    """(model, training config) of one stage, or one clear sentence naming the make target that creates it.
+    The model carries its EMA weights (what the training loop samples with, Sec. 4.1) in float32; the config is
+    the training run's, which holds what sampling must match: the schedule, the objective, the form and the
+    data statistics of the stage."""
     ckpt = train.load_checkpoint(Path(folder) / f"{name}.pt", CHECKPOINTS[name])
     if ckpt["stage"] != name:
         raise SampleError(f"{Path(folder) / (name + '.pt')} holds the {ckpt['stage']} stage, not {name}.")
@@ -107,113 +127,90 @@ def load_stage(folder, name, device):
 
 
 def run(prompt, *, route="wave", seconds=30.0, n=1, seed=0, settings=None, checkpoints="checkpoints",
-        device="auto", clip=CLIP, progress=True, log=print):
-    """The whole cascade. Returns {"audio": (n, T) at 24 kHz, "stages": [(name, output, rate or None)],
+        device="auto", clip=None, progress=True, log=print):
+    """The whole cascade, top to bottom: check the request, load the stages, encode the text, run the three
+    stages in turn. Returns {"audio": (n, T) at 24 kHz, "stages": [(name, output, rate or None)],
     "timings": {stage: (seconds, steps, peak MB)}, "prompt": prompt}.
-    Raises SampleError or train.CheckpointError on bad input."""
-    settings = resolve_settings(settings)
+
+    settings: {stage: {setting: value}} for what the user set (None = the stage's own default, SAMPLING in its
+    file); clip: the generators' dynamic clipping percentile in the paper's form (None = stage1_generator.CLIP).
+    Raises SampleError or train.CheckpointError on bad input, before any stage runs."""
+    # 1. The request. `given` is only what the user set: each stage file keeps its own defaults, so an edit there
+    #    is heard here. `settings` is the effective set, for the checks and the log.
+    given = {name: {k: v for k, v in (settings or {}).get(name, {}).items() if v is not None} for name in DEFAULTS}
+    settings = resolve_settings(given)
     check_request(prompt, seconds, route, n, settings)
     dev = train.pick_device(device)
-    gen = torch.Generator().manual_seed(seed)
-    names = ROUTES[route]
-    # Super-resolution with 0 steps is no model at all: FFT resampling to 24 kHz. It is the bar the trained stage
-    # must clear (the band above 8 kHz stays empty), and a way to hear the earlier stages on their own.
+    gen = torch.Generator().manual_seed(seed)               # ONE generator for every draw of every stage
+    names = ROUTES[route]                                    # (first stage, 16 kHz stage, super-resolution)
+
+    # 2. The stages. Super-resolution with 0 steps is no model at all: FFT resampling to 24 kHz, the bar the
+    #    trained stage must clear (the band above 8 kHz stays empty) and a way to hear the earlier stages alone.
     plain_sr = settings["superres"]["steps"] == 0
     models = {name: load_stage(checkpoints, name, dev) for name in names if not (plain_sr and name == "superres")}
-    timings, stages = {}, []
 
-    # Text: the generator's T5 (the one it was trained with), encoded once; an empty prompt means no text.
-    model, cfg = models[names[0]]
-    text_emb = text_mask = None
-    if prompt.strip():
-        t5 = text_encoder.load_t5(cfg.get("t5") or text_encoder.DEMO_T5_DIR).to(dev)
-        if t5.dim != model.config.text_dim:
-            raise SampleError(f"the {SHORT[names[0]]} was trained with a {model.config.text_dim}-wide text encoder but "
-                              f"{cfg.get('t5') or 'the demo encoder'} is {t5.dim} wide; point t5 at the right one.")
-        text_emb, text_mask = t5.encode([prompt] * n, max_length=cfg["text_length"])
-    else:
-        log("the prompt is empty: generating without text (unconditional).")
+    # 3. The text, encoded once by the T5 the generator was trained with: (n, L, D) tokens and their (n, L) mask.
+    text_emb, text_mask = encode_prompt(prompt, n, models, names, dev, log)
+    timings = {}
+
+    def timed(name, fn):
+        """Run one stage with the user's settings for it; log its settings, time and peak memory."""
+        s = settings[name]
+        log(f"{SHORT[name]}: {s['steps']} steps ({s['step_kind']}, gamma {s['gamma']}"
+            + (f", guidance {s['guidance']}" if s.get("guidance") is not None else "") + ")")
+        perf.reset_peak_memory()
+        start = time.perf_counter()
+        out = fn(models[name][0], models[name][1], dict(given[name], generator=gen, progress=progress))
+        timings[name] = (time.perf_counter() - start, s["steps"], perf.peak_memory_mb())
+        log(f"  {timings[name][0]:.1f} s, peak memory {timings[name][2]:.0f} MB")
+        return out
+
+    # 4. The cascade (Fig. 1): text -> 3.2 kHz audio or a log-mel -> 16 kHz audio -> 24 kHz audio.
+    first = dict(seconds=seconds, batch=n, **({"clip": clip} if clip is not None else {}))
+    sketch = timed(names[0], lambda model, c, s: stage1_generator.generate(model, text_emb, text_mask, config=c,
+                                                                            **first, **s))  # (n, T/7.5) or (n, 80, F)
     if route == "wave":
-        # The cascader reads the same token sequence, so it must have been trained with the same encoder.
+        mid = timed(names[1], lambda model, c, s: stage2_cascader.generate(model, sketch, text_emb, text_mask,
+                                                                            config=c, **s))  # (n, 16000 s)
+    else:
+        mid = timed(names[1], lambda model, c, s: vocoder.generate(model, sketch, config=c, **s))  # (n, 16000 s)
+    if plain_sr:
+        log("superres: none (0 steps: FFT resampling to 24 kHz)")
+        high = data.resample(mid, stage3_superres.LOW_RATE, OUT_RATE)
+    else:
+        high = timed(names[2], lambda model, c, s: stage3_superres.generate(model, mid, config=c, **s))
+    # Rounding inside the stages may leave the output a sample long or short of the request: (n, 24000 s).
+    length = round(seconds * OUT_RATE)
+    high = torch.nn.functional.pad(high, (0, max(0, length - high.shape[1])))[:, :length]
+    stages = [(names[0], sketch, stage1_generator.WAVE_RATE if route == "wave" else None),
+              (names[1], mid, stage2_cascader.RATE), (names[2], high, OUT_RATE)]
+    return {"audio": high.cpu(), "stages": stages, "timings": timings, "prompt": prompt}
+
+
+def encode_prompt(prompt, n, models, names, device, log=print):
+    """(text_emb (n, L, D), text_mask (n, L)) from the T5 the generator was trained with, or (None, None) for an
+    empty prompt (unconditional). On the waveform route the cascader reads the same tokens, so it must have been
+    trained with the same encoder and length; a mismatch is one clear sentence, not a shape error later."""
+    model, cfg = models[names[0]]
+    if not prompt.strip():
+        log("the prompt is empty: generating without text (unconditional).")
+        return None, None
+    t5 = text_encoder.load_t5(cfg.get("t5") or text_encoder.DEMO_T5_DIR).to(device)
+    if t5.dim != model.config.text_dim:
+        raise SampleError(f"the {SHORT[names[0]]} was trained with a {model.config.text_dim}-wide text encoder but "
+                          f"{cfg.get('t5') or 'the demo encoder'} is {t5.dim} wide; point t5 at the right one.")
+    if names[1] == "waveform-cascader":
         casc_model, casc_cfg = models[names[1]]
         if (casc_model.config.text_dim, casc_cfg.get("t5"), casc_cfg["text_length"]) != \
                 (model.config.text_dim, cfg.get("t5"), cfg["text_length"]):
             raise SampleError("the generator and the cascader were trained with different text encoders or "
                               "lengths; retrain one of them with the other's t5 and text_length.")
-
-    def timed(name, fn):
-        s = settings[name]
-        log(f"{SHORT[name]}: {s['steps']} steps ({s['step_kind']}, gamma {s['gamma']}"
-            + (f", guidance {s['guidance']}" if s.get("guidance") is not None else "") + ")")
-        reset_peak_memory()
-        start = time.perf_counter()
-        out = fn(s, models[name][1])
-        timings[name] = (time.perf_counter() - start, s["steps"], peak_memory_mb())
-        log(f"  {timings[name][0]:.1f} s, peak memory {timings[name][2]:.0f} MB")
-        return out
-
-    # `clip` is the generators' dynamic clipping; the conditioned stages clip by their form (none for the residual
-    # and scaled forms, whose signals have unit variance, not a [-1, 1] range; 0.995 for the paper's form).
-    cascade = dict(generator=gen, progress=progress)
-    common = dict(cascade, clip=clip)
-    if route == "wave":
-        low = timed(names[0], lambda s, c: stage1_generator.generate(
-            models[names[0]][0], text_emb, text_mask, repr="wave", seconds=seconds, batch=n, steps=s["steps"],
-            step_kind=s["step_kind"], gamma=s["gamma"], guidance=s["guidance"], schedule=c["schedule"],
-            objective=c["objective"], **common))
-        stages.append((names[0], low, stage1_generator.WAVE_RATE))
-        mid = timed(names[1], lambda s, c: stage2_cascader.generate(
-            models[names[1]][0], low, text_emb, text_mask, config=c, steps=s["steps"], step_kind=s["step_kind"],
-            gamma=s["gamma"], guidance=s["guidance"], cond_noise=s["cond_noise"], **cascade))
-    else:
-        mel = timed(names[0], lambda s, c: stage1_generator.generate(
-            models[names[0]][0], text_emb, text_mask, repr="spec", seconds=seconds, batch=n, steps=s["steps"],
-            step_kind=s["step_kind"], gamma=s["gamma"], guidance=s["guidance"], schedule=c["schedule"],
-            objective=c["objective"], **common))
-        stages.append((names[0], mel, None))
-        mid = timed(names[1], lambda s, c: vocoder.generate(
-            models[names[1]][0], mel, config=c, steps=s["steps"], step_kind=s["step_kind"], gamma=s["gamma"],
-            cond_noise=s["cond_noise"], **cascade))
-    stages.append((names[1], mid, stage2_cascader.RATE))
-    if plain_sr:
-        log("superres: none (0 steps: FFT resampling to 24 kHz)")
-        high = data.resample(mid, stage3_superres.LOW_RATE, OUT_RATE)
-    else:
-        high = timed(names[2], lambda s, c: stage3_superres.generate(
-            models[names[2]][0], mid, config=c, steps=s["steps"], step_kind=s["step_kind"], gamma=s["gamma"],
-            cond_noise=s["cond_noise"], **cascade))
-    length = round(seconds * OUT_RATE)                       # rounding in the stages may leave a sample over/under
-    high = torch.nn.functional.pad(high, (0, max(0, length - high.shape[1])))[:, :length]
-    stages.append((names[2], high, OUT_RATE))
-    return {"audio": high.cpu(), "stages": stages, "timings": timings, "prompt": prompt}
-
-
-def reset_peak_memory():
-    """Linux: restart the process's peak-RSS counter, so that each stage's peak can be read on its own."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass                                                   # elsewhere the peak is the whole run's
-
-
-def peak_memory_mb():
-    """Peak resident memory (MB) since the last reset (Linux), or of the whole process (other systems)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
+    return t5.encode([prompt] * n, max_length=cfg["text_length"])
 
 
 def resolve_settings(overrides=None):
-    settings = {name: dict(values) for name, values in DEFAULTS.items()}
-    for name, values in (overrides or {}).items():
-        settings[name].update({k: v for k, v in values.items() if v is not None})
-    return settings
+    """{stage: effective sampler settings}: each stage's defaults with the user's settings (not None) over them."""
+    return {name: diffusion.settings(d, **(overrides or {}).get(name, {})) for name, d in DEFAULTS.items()}
 
 
 def write_outputs(result, out_path, route):
@@ -224,6 +221,8 @@ def write_outputs(result, out_path, route):
     for i in range(n):
         stem = out_path.with_suffix("") if n == 1 else out_path.with_name(f"{out_path.stem}-{i + 1}")
         panels = []
+        # One picture row per stage, each labelled with what it is, plus each intermediate stage's own file, so
+        # that a listener can hear what each stage adds (the README's "what make sample writes").
         for name, signal, rate in result["stages"]:
             label = (name.replace("-", " ").replace("superres", "super-resolution") + ": "
                      + (f"{rate / 1000:g} kHz audio" if rate else "80-bin log-mel, 100 frames/s"))
@@ -239,6 +238,7 @@ def write_outputs(result, out_path, route):
 
 
 def check_writable(out_path):
+    """Fail in one sentence before minutes of sampling, not after, when the output folder cannot be written."""
     folder = Path(out_path).parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -250,12 +250,17 @@ def check_writable(out_path):
 
 
 class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one sentence. Like every entry point here, it reads --key=value (argparse
+    also takes --key value); training reads only --key=value, from a table of defaults (train.py)."""
+
     def error(self, message):                               # one sentence instead of argparse's usage dump
         print(f"error: {message}; run `python sample.py --help` for the settings.", file=sys.stderr)
         sys.exit(2)
 
 
 def parse_args(argv):
+    """The command line -> argparse.Namespace. Each stage's sampler flags default to None, which means "the stage's
+    own default" (SAMPLING in its file), so only what the user types reaches the stage."""
     p = _Parser(description="Generate music from text with the Noise2Music cascade.", allow_abbrev=False,
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--prompt", default="", help="what the music should be; empty = unconditional")
@@ -268,8 +273,10 @@ def parse_args(argv):
     p.add_argument("--checkpoints", default="checkpoints", help="folder holding <stage>.pt files")
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--clip", type=float, default=CLIP,
-                   help="dynamic clipping percentile of the generator's x0 (Sec. 3.1)")
+    p.add_argument("--clip", type=float, default=None, help="dynamic clipping percentile of a paper-form "
+                   f"generator's x0 (Sec. 3.1; default {stage1_generator.CLIP})")
+    # Four flags per stage: --steps-<stage>, --schedule-<stage>, --gamma-<stage>, and --guidance-<stage> or
+    # --cond-noise-<stage> where the stage has them (the generators and the cascader take text, so guidance).
     for name, short in SHORT.items():
         d = DEFAULTS[name]
         p.add_argument(f"--steps-{short}", type=int, default=None, help=f"sampling steps (default {d['steps']})"
@@ -279,7 +286,7 @@ def parse_args(argv):
                        "Table 3)")
         p.add_argument(f"--gamma-{short}", type=float, default=None, help=f"stochasticity in [0, 1] "
                        f"(default {d['gamma']}, Table 3)")
-        if d["guidance"] is not None:
+        if "guidance" in d:
             p.add_argument(f"--guidance-{short}", type=float, default=None, help=f"classifier-free guidance "
                            f"scale (default {d['guidance']}, Table 3)")
         if "cond_noise" in d:
@@ -289,13 +296,17 @@ def parse_args(argv):
 
 
 def main(argv=None):
+    """`make sample` / `python sample.py`: parse, check, generate, write. Exit status 0, or 2 with one sentence."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    # {stage: {setting: value or None}}: the flags of each stage, under run()'s setting names.
     overrides = {}
     for name, short in SHORT.items():
         key = short.replace("-", "_")
         overrides[name] = {"steps": getattr(args, f"steps_{key}"), "step_kind": getattr(args, f"schedule_{key}"),
                            "gamma": getattr(args, f"gamma_{key}"), "guidance": getattr(args, f"guidance_{key}", None),
                            "cond_noise": getattr(args, f"cond_noise_{key}", None)}
+    # Every file is written to a temporary name and renamed (audio_io.atomic_write): an interrupted run leaves
+    # nothing half-written behind, and the 24 kHz WAV is written last.
     out = Path(args.out or f"samples/{slug(args.prompt)}.wav")
     if out.suffix.lower() != ".wav":
         out = out.with_suffix(".wav")
@@ -304,7 +315,7 @@ def main(argv=None):
         check_writable(out)
         print(f"prompt: {args.prompt!r} | route {args.route} | {args.seconds:g} s | seed {args.seed} | n {args.n}")
         start = time.perf_counter()
-        if not 0.5 < args.clip <= 1.0:
+        if args.clip is not None and not 0.5 < args.clip <= 1.0:
             raise SampleError(f"--clip is a percentile in (0.5, 1], got {args.clip}.")
         result = run(args.prompt, route=args.route, seconds=args.seconds, n=args.n, seed=args.seed,
                      settings=overrides, checkpoints=args.checkpoints, device=args.device, clip=args.clip,
@@ -312,6 +323,8 @@ def main(argv=None):
         for path in write_outputs(result, out, args.route):
             print(f"wrote {path}")
         print(f"total {time.perf_counter() - start:.1f} s")
+    # A user's mistake (a flag out of range, a missing or corrupt checkpoint, an unreadable T5 folder) is one
+    # sentence that names the problem and the fix; anything else is a bug and keeps its traceback.
     except (SampleError, train.TrainingError, text_encoder.TextEncoderError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -11,6 +11,11 @@ whole ~30 s clip at once, and it is the only stage with self-attention, so the p
     text           cross-attention to the T5 token sequence at the deepest levels; 10% of training examples have
                    it zeroed, which is what classifier-free guidance needs (Sec. 3.1, 4.1)
     objective      v-prediction [design card; the paper: eps]
+    form           [choice, issue 13] "scaled": the 3.2 kHz waveform divided by its RMS on the training clips (~0.1),
+                   each mel bin standardised with its mean and std on them, so that the data have the unit scale the
+                   noise schedules assume; the statistics are kept in the checkpoint. In [-1, 1] the mel has std ~0.3
+                   and per-bin means from -0.45 to +0.31, and a sampler started from a real clip noised to log-SNR 0
+                   turned it into speckle (issue 13). --form=paper models both as they are.
 
 Train:  python stage1_generator.py --help               (make train-generator)
         python stage1_generator.py --repr=spec --help   (make train-spec-generator)
@@ -29,7 +34,10 @@ import unet1d
 
 WAVE_RATE = 3200
 
+FORMS = ("scaled", "paper")
+
 _SHARED = {
+    "form": ("scaled", "scaled: unit-RMS waveform or standardised mel bins, measured at start [choice]; paper: as is"),
     "objective": ("v", "what the network predicts: v (design card) or eps (the paper)"),
     "text_dropout": (0.1, "fraction of examples trained without text, for classifier-free guidance (Sec. 4.1)"),
     "seconds": (30.0, "length of the training clips, seconds (Sec. 4.1: the full ~30 s)"),
@@ -40,6 +48,7 @@ WAVE_DEFAULTS = {
     "schedule": ("cosine", "noise schedule (Table 2: cosine, log-SNR +20 to -20)"),
     "weight": ("simplified", "loss weight: simplified (w = 1, Table 2) or sigma"),
     "text_length": (64, "T5 tokens kept per caption (Table 2: 64)"),
+    "signal_scale": (0.0, "RMS of the training audio, divided out (0 = measure on the training clips at start)"),
     **_SHARED,
 }
 SPEC_DEFAULTS = {
@@ -56,23 +65,76 @@ def _is_spec(cfg):
 
 
 def model_config(cfg, text_dim):
+    """The U-Net of Table 8 (or its tiny version) for this representation, with the T5 encoder's width for the
+    cross-attention: 80 input channels (mel bins) for spec, 1 for wave."""
+    train.check_choice(cfg, "form", FORMS)
     name = "spectrogram-generator" if _is_spec(cfg) else "waveform-generator"
     return replace(unet1d.PRESETS[f"{cfg.preset}-{name}"], text_dim=text_dim)
 
 
 def data_spec(cfg, unet_cfg):
+    """What train.py reads: clips of `seconds` (30 by default, Sec. 4.1) at the stage's rate, cut to a whole
+    number of mel frames for spec."""
     # Full clips; the spectrogram is computed from 16 kHz audio (PAPER_NOTES §5), the waveform is 3.2 kHz.
     rate = data.MEL_RATE if _is_spec(cfg) else WAVE_RATE
     return {"rate": rate, "crop_range": (cfg.seconds, cfg.seconds), "multiple": data.MEL_HOP if _is_spec(cfg) else 1,
             "preview_seconds": cfg.seconds}
 
 
-def to_x0(audio, cfg):
-    """A batch of clips -> the signal this generator models: (B, 1, T) audio or (B, 80, F) log-mel."""
-    return data.log_mel(audio) if _is_spec(cfg) else audio[:, None]
+def calibrate(cfg, audio):
+    """(B, T) training audio at the stage's rate -> the statistics of the scaled form: the waveform's RMS, or each
+    mel bin's mean and std (80 each). train.py measures them once when a run starts."""
+    if cfg.form == "paper":
+        return {}
+    if _is_spec(cfg):
+        return data.mel_statistics(data.log_mel(audio))                   # mel (B, 80, F) -> 80 means, 80 stds
+    return {"signal_scale": round(max(float(audio.pow(2).mean().sqrt()), 1e-6), 6)}
+
+
+def _checked(config):
+    """A checkpoint's config dict -> its form, after checking that the scaled form's statistics are there.
+    Checkpoints made before the scaled form existed have no `form` key and are the paper's form."""
+    form = config.get("form", "paper")
+    has = len(config.get("mel_mean") or ()) == data.MEL_BINS if config["repr"] == "spec" else \
+        config.get("signal_scale", 0) > 0
+    if form == "scaled" and not has:
+        raise train.CheckpointError("this scaled-form generator config has no measured statistics (signal_scale, "
+                                    "or mel_mean and mel_std); train the generator (train.py measures them).")
+    return form
+
+
+def to_x0(audio, config):
+    """A batch of clips -> the signal this generator models: (B, 1, T) audio or (B, 80, F) log-mel, unit-scaled in
+    the scaled form. config: the training config as a dict (vars(cfg), or a checkpoint's "config")."""
+    scaled = _checked(config) == "scaled"
+    if config["repr"] == "spec":
+        mel = data.log_mel(audio)                                             # (B, 80, F) in [-1, 1]
+        return data.standardise_mel(mel, config) if scaled else mel
+    return (audio / (config["signal_scale"] if scaled else 1.0))[:, None]    # (B, 1, T)
+
+
+def from_x0(x, config):
+    """The inverse of to_x0 for what the sampler returns: (B, 80, F) log-mel in [-1, 1], or (B, T) audio."""
+    scaled = _checked(config) == "scaled"
+    if config["repr"] == "spec":
+        return data.standardise_mel(x, config, inverse=True) if scaled else x
+    return x[:, 0] * (config["signal_scale"] if scaled else 1.0)
+
+
+def _bounds(config):
+    """The scaled form's x0 bounds: the [-1, 1] range of the audio or of the log-mel, in the model's units. Every x0
+    estimate is clamped to them while sampling (static thresholding; dynamic clipping assumes data in [-1, 1])."""
+    if config["repr"] == "spec":
+        mean, std = (torch.tensor(config[k])[:, None] for k in ("mel_mean", "mel_std"))   # (80, 1)
+        lo, hi = (-1 - mean) / std, (1 - mean) / std
+        return lambda x0: torch.maximum(torch.minimum(x0, hi.to(x0)), lo.to(x0))
+    limit = 1.0 / config["signal_scale"]
+    return lambda x0: x0.clamp(-limit, limit)
 
 
 def _model_fn(model, text_emb, text_mask):
+    """The network as fn(x_t, t, drop_text) with the text bound. Classifier-free guidance calls it with a batch k
+    times the prompts' (conditional and unconditional halves), so the text is repeated to match."""
     def fn(x_t, t, drop_text=None):
         if text_emb is None:
             return model(x_t, t)
@@ -83,8 +145,10 @@ def _model_fn(model, text_emb, text_mask):
 
 
 def loss(model, batch, ctx):
+    """One batch of clips and captions -> the diffusion loss (eq. 1, Table 2's weight and schedule), with 10% of
+    the examples' text dropped so that the same network is also the unconditional model guidance needs."""
     cfg, g, dev = ctx.cfg, ctx.generator, ctx.device
-    x0 = to_x0(batch["audio"].to(dev), cfg)
+    x0 = to_x0(batch["audio"].to(dev), vars(cfg))                            # (B, 1, T) or (B, 80, F)
     text_emb, text_mask = ctx.text(batch["caption"])
     drop = (torch.rand(x0.shape[0], generator=g) < cfg.text_dropout).to(dev)   # Sec. 4.1: 10% text dropout
     fn = _model_fn(model, text_emb, text_mask)
@@ -93,52 +157,61 @@ def loss(model, batch, ctx):
     return value
 
 
-# Table 3's sampling settings per representation.
+# Sampling defaults per representation: Table 3's step schedules, gammas and guidance scales, with 30 steps instead
+# of the paper's 1000 so that 30 s of music takes under a minute on a 2-core CPU (bench.py measures it).
 SAMPLING = {
-    "wave": dict(model="waveform-generator", step_kind="front", gamma=0.0, guidance=10.0, schedule="cosine"),
-    "spec": dict(model="spectrogram-generator", step_kind="back-eval", gamma=0.0, guidance=5.0, schedule="linear"),
+    "wave": dict(steps=30, step_kind="front", gamma=0.0, guidance=10.0),
+    "spec": dict(steps=30, step_kind="back-eval", gamma=0.0, guidance=5.0),
 }
+CLIP = 0.995     # paper form: dynamic clipping percentile of x0 (Sec. 3.1; the paper gives none: diffusers' default)
+STEP_TABLE = {"wave": "waveform-generator", "spec": "spectrogram-generator"}     # diffusion.step_schedule's names
 
 
 @torch.no_grad()
-def generate(model, text_emb=None, text_mask=None, *, repr="wave", seconds=30.0, batch=1, steps=30, step_kind=None,
-             gamma=None, guidance=None, clip=0.995, schedule=None, objective="v", generator=None, progress=False):
-    """Text tokens (B, L, D) -> (B, 3200 s) audio (repr wave) or (B, 80, 100 s) log-mel (repr spec).
+def generate(model, text_emb=None, text_mask=None, *, config, seconds=30.0, batch=1, steps=None, step_kind=None,
+             gamma=None, guidance=None, clip=CLIP, generator=None, progress=False):
+    """Text tokens (B, L, D) -> (B, 3200 s) audio (repr wave) or (B, 80, 100 s) log-mel in [-1, 1] (repr spec).
 
-    Unset settings take Table 3's values for the representation. text_emb=None generates without text (the
-    unconditional model that guidance also uses), `batch` clips at once; with text, one clip per prompt row.
+    config: the training config (a checkpoint's "config" dict): repr, form and statistics, schedule, objective.
+    Unset sampler settings take SAMPLING's. text_emb=None generates without text (the unconditional model that
+    guidance also uses), `batch` clips at once; with text, one clip per prompt row. x0 is dynamically clipped at
+    the `clip` percentile in the paper's form, clamped to the data's range in the scaled form.
     """
-    table = SAMPLING[repr]
+    repr = config["repr"]
+    s = diffusion.settings(SAMPLING[repr], steps=steps, step_kind=step_kind, gamma=gamma, guidance=guidance)
+    scaled = _checked(config) == "scaled"
     dev = next(model.parameters()).device
     b = batch if text_emb is None else text_emb.shape[0]
     shape = (b, data.MEL_BINS, round(seconds * data.MEL_RATE / data.MEL_HOP)) if repr == "spec" else \
         (b, 1, round(seconds * WAVE_RATE))
-    fn = _model_fn(model, text_emb, text_mask)
-    scale = table["guidance"] if guidance is None else guidance
-    model_fn = diffusion.classifier_free_guidance(fn, scale if text_emb is not None else 1.0)
-    x = diffusion.sample(model_fn, shape, step_sizes=diffusion.step_schedule(
-        table["model"], step_kind or table["step_kind"], steps), schedule=schedule or table["schedule"],
-        objective=objective, gamma=table["gamma"] if gamma is None else gamma, generator=generator,
-        clip_percentile=clip, device=dev, progress=progress and ("spectrogram generator" if repr == "spec"
-                                                                 else "generator"))
-    return x if repr == "spec" else x[:, 0]
+    model_fn = diffusion.classifier_free_guidance(_model_fn(model, text_emb, text_mask),
+                                                  s["guidance"] if text_emb is not None else 1.0)
+    x = diffusion.sample(model_fn, shape, step_sizes=diffusion.step_schedule(STEP_TABLE[repr], s["step_kind"],
+                                                                             s["steps"]),
+                         schedule=config["schedule"], objective=config["objective"], gamma=s["gamma"],
+                         generator=generator, clip_percentile=None if scaled else clip,
+                         project=_bounds(config) if scaled else None, device=dev,
+                         progress=progress and ("spectrogram generator" if repr == "spec" else "generator"))
+    return from_x0(x, config)                                 # (B, 80, F) log-mel in [-1, 1], or (B, T) audio
 
 
 def preview(model, batch, ctx):
-    """Generate from a test clip's caption: [(real clip's x0, rate), (generated, rate)]."""
+    """Generate from a test clip's caption: [(real clip, rate or None), (generated, rate or None)]."""
     cfg = ctx.cfg
     emb, mask = ctx.text(batch["caption"][:1])
-    out = generate(model, emb, mask, repr=cfg.repr, seconds=cfg.seconds, steps=cfg.preview_steps,
-                   schedule=cfg.schedule, objective=cfg.objective, generator=ctx.generator)
-    real = to_x0(batch["audio"][:1].to(ctx.device), cfg)[0]
+    out = generate(model, emb, mask, config=vars(cfg), seconds=cfg.seconds, steps=cfg.preview_steps,
+                   generator=ctx.generator)
+    audio = batch["audio"][:1].to(ctx.device)
     if _is_spec(cfg):
-        return [(real, None), (out[0], None)]
-    return [(real[0], WAVE_RATE), (out[0], WAVE_RATE)]
+        return [(data.log_mel(audio)[0], None), (out[0], None)]
+    return [(audio[0], WAVE_RATE), (out[0], WAVE_RATE)]
 
 
 def _stage(name, target, defaults):
+    """The two generators share this file's code and differ in their defaults (WAVE_DEFAULTS, SPEC_DEFAULTS)."""
     return SimpleNamespace(NAME=name, MAKE_TARGET=target, DEFAULTS=defaults, USES_TEXT=True, model_config=model_config,
-                           data_spec=data_spec, loss=loss, preview=preview, __doc__=__doc__, __file__=__file__)
+                           data_spec=data_spec, calibrate=calibrate, CALIBRATED=("signal_scale", "mel_mean", "mel_std"),
+                           loss=loss, preview=preview, __doc__=__doc__, __file__=__file__)
 
 
 WAVE = _stage("waveform-generator", "train-generator", WAVE_DEFAULTS)

@@ -17,7 +17,8 @@ band up to 8 kHz (timbre, attacks, breath) while staying faithful to that sketch
     training data  random 3-4 s crops (no self-attention, so the network runs convolutionally over 30 s later)
     loss           v-prediction [design card; the paper: eps], "simplified" weight, the "linear" schedule (Table 2)
     sampling       Table 3: front-heavy steps, gamma = 1 (the only stage with the forward-process variance),
-                   guidance scale 5; no dynamic clipping in the residual form
+                   guidance scale 5; [choice] gamma 0 here (measured, SAMPLING below); no dynamic clipping in the
+                   residual form
 
 Shapes: lowres (B, T / 5) at 3.2 kHz -> generate -> (B, T) at 16 kHz.
 Train:  python stage2_cascader.py --help   (make train-cascader)
@@ -104,29 +105,38 @@ def loss(model, batch, ctx):
     return value
 
 
+# Sampling defaults (sample.py uses them): Table 3's front-heavy steps and guidance 5, with 12 steps instead of 1000.
+# [choice] gamma 0, not Table 3's 1: at 12 steps gamma = 1 puts the added 1.6-8 kHz band 5.5 dB further from the real
+# one (log-spectral distance 24.2 against 18.7 dB; `python bench.py --only settings`, README).
+# [choice] cond_noise: the corruption level u the conditioning is noised to before sampling. The paper does not say;
+# CDM and Imagen noise the low-resolution input a little at sampling, which hides the earlier stage's own artefacts.
+# 0.02 on the linear schedule is noise of std 0.077 on the unit-variance conditioning.
+SAMPLING = dict(steps=12, step_kind="front", gamma=0.0, guidance=5.0, cond_noise=0.02)
+
+
 @torch.no_grad()
-def generate(model, lowres, text_emb=None, text_mask=None, *, config, steps=20, step_kind="front", gamma=1.0,
-             guidance=5.0, cond_noise=0.02, generator=None, progress=False):
-    """(B, T/5) 3.2 kHz audio (+ T5 tokens) -> (B, T) 16 kHz audio.  Defaults are Table 3's, with fewer steps.
+def generate(model, lowres, text_emb=None, text_mask=None, *, config, steps=None, step_kind=None, gamma=None,
+             guidance=None, cond_noise=None, generator=None, progress=False):
+    """(B, T/5) 3.2 kHz audio (+ T5 tokens) -> (B, T) 16 kHz audio.  Unset sampler settings take SAMPLING's.
 
     config: the training config (a checkpoint's "config" dict): form, scales, schedule, objective.
-    cond_noise: the corruption level u the conditioning is noised to before sampling [choice: the paper does not
-    say; CDM / Imagen also noise the low-resolution input at sampling, which hides the sketch's own artefacts].
     text_emb=None samples without text (guidance is then irrelevant).
     """
+    s = diffusion.settings(SAMPLING, steps=steps, step_kind=step_kind, gamma=gamma, guidance=guidance,
+                           cond_noise=cond_noise)
     form, cond_scale, residual_scale = residual.stats_of(config)
     schedule, objective = config["schedule"], config["objective"]
     dev = next(model.parameters()).device
     b = lowres.shape[0]
-    level = torch.full((b,), float(cond_noise), device=dev)
+    level = torch.full((b,), float(s["cond_noise"]), device=dev)
     up, cond = residual.condition(lowres.to(dev), LOW_RATE, RATE, cond_scale)  # (B, T), (B, 1, T); §2.2
     cond = diffusion.noise_condition(cond, level, schedule=schedule, generator=generator)
     fn = _model_fn(model, cond, level, text_emb, text_mask)
-    model_fn = diffusion.classifier_free_guidance(fn, guidance if text_emb is not None else 1.0)
-    x = diffusion.sample(model_fn, tuple(cond.shape), step_sizes=diffusion.step_schedule(
-        "waveform-cascader", step_kind, steps), schedule=schedule, objective=objective, gamma=gamma,
-        generator=generator, device=dev, progress=progress and "cascader",
-        **residual.sampler_options(form, LOW_RATE, RATE))                    # (B, 1, T)
+    model_fn = diffusion.classifier_free_guidance(fn, s["guidance"] if text_emb is not None else 1.0)
+    steps = diffusion.step_schedule("waveform-cascader", s["step_kind"], s["steps"])
+    x = diffusion.sample(model_fn, tuple(cond.shape), step_sizes=steps, schedule=schedule, objective=objective,
+                         gamma=s["gamma"], generator=generator, device=dev, progress=progress and "cascader",
+                         **residual.sampler_options(form, LOW_RATE, RATE))  # (B, 1, T)
     return residual.output(up, x, form, residual_scale)
 
 

@@ -81,24 +81,27 @@ def loss(model, batch, ctx):
     return value
 
 
-@torch.no_grad()
-def generate(model, audio, *, config, steps=20, step_kind="front", gamma=0.0, cond_noise=0.02, generator=None,
-             progress=False):
-    """(B, T) 16 kHz audio -> (B, round(1.5 T)) 24 kHz audio.  Defaults are Table 3's, with fewer steps.
+# Sampling defaults (sample.py uses them): Table 3's front-heavy steps and gamma 0, with 12 steps instead of 1000;
+# cond_noise as in stage2_cascader.SAMPLING [choice].
+SAMPLING = dict(steps=12, step_kind="front", gamma=0.0, cond_noise=0.02)
 
-    config: the training config (a checkpoint's "config" dict): form, scales, schedule, objective.
-    cond_noise: the level u the conditioning is noised to before sampling [choice; see stage2_cascader.generate].
-    """
+
+@torch.no_grad()
+def generate(model, audio, *, config, steps=None, step_kind=None, gamma=None, cond_noise=None,
+             generator=None, progress=False):
+    """(B, T) 16 kHz audio -> (B, round(1.5 T)) 24 kHz audio.  Unset sampler settings take SAMPLING's.
+    config: the training config (a checkpoint's "config" dict): form, scales, schedule, objective."""
+    s = diffusion.settings(SAMPLING, steps=steps, step_kind=step_kind, gamma=gamma, cond_noise=cond_noise)
     form, cond_scale, residual_scale = residual.stats_of(config)
     schedule, objective = config["schedule"], config["objective"]
     dev = next(model.parameters()).device
     b = audio.shape[0]
-    level = torch.full((b,), float(cond_noise), device=dev)
+    level = torch.full((b,), float(s["cond_noise"]), device=dev)
     up, cond = residual.condition(audio.to(dev), LOW_RATE, RATE, cond_scale)  # (B, 1.5 T), (B, 1, 1.5 T)
     cond = diffusion.noise_condition(cond, level, schedule=schedule, generator=generator)
     x = diffusion.sample(_model_fn(model, cond, level), tuple(cond.shape),
-                         step_sizes=diffusion.step_schedule("superres", step_kind, steps), schedule=schedule,
-                         objective=objective, gamma=gamma, generator=generator, device=dev,
+                         step_sizes=diffusion.step_schedule("superres", s["step_kind"], s["steps"]),
+                         schedule=schedule, objective=objective, gamma=s["gamma"], generator=generator, device=dev,
                          progress=progress and "super-resolution",
                          **residual.sampler_options(form, LOW_RATE, RATE))  # (B, 1, 1.5 T)
     return residual.output(up, x, form, residual_scale)

@@ -2,7 +2,7 @@
 
 A training loss that goes down proves little: the first shipped super-resolution stage reached a low loss and yet
 ignored its input entirely. This file asks each stage the questions that would have caught it, with the shipped
-sampling settings (sample.DEFAULTS), and always next to the answer of *no model at all*:
+sampling settings (SAMPLING in each stage file), and always next to the answer of *no model at all*:
 
     waveform cascader (3.2 -> 16 kHz) and super-resolution (16 -> 24 kHz); the input is the real clip's own
     low-rate version, so the real clip is the right answer:
@@ -125,14 +125,11 @@ CASCADERS = {  # name -> (module, low rate, rate)
 
 
 def _generate(name, model, config, low, text, seed, settings=None):
-    """One conditioned stage with the shipped sampling settings (sample.DEFAULTS, or `settings` over them) and a
+    """One conditioned stage with its own sampling defaults (SAMPLING in its file), `settings` over them, and a
     fixed seed."""
-    s = {**sample.DEFAULTS[name], **(settings or {})}
-    g = torch.Generator().manual_seed(seed)
-    common = dict(config=config, steps=s["steps"], step_kind=s["step_kind"], gamma=s["gamma"],
-                  cond_noise=s["cond_noise"], generator=g)
+    common = dict(config=config, generator=torch.Generator().manual_seed(seed), **(settings or {}))
     if name == "waveform-cascader":
-        return stage2_cascader.generate(model, low, *text, guidance=s["guidance"], **common)
+        return stage2_cascader.generate(model, low, *text, **common)
     if name == "superres":
         return stage3_superres.generate(model, low, **common)
     return vocoder.generate(model, low, **common)
@@ -147,7 +144,7 @@ def teacher_forced(name, model, config, real, text):
     module, low_rate, rate = CASCADERS.get(name, (vocoder, None, vocoder.RATE))
     cfg = argparse.Namespace(**{**config, "form": config.get("form", "paper")})
     g = torch.Generator().manual_seed(0)
-    u = torch.full((real.shape[0],), sample.DEFAULTS[name]["cond_noise"])
+    u = torch.full((real.shape[0],), module.SAMPLING["cond_noise"])
     if name == "vocoder":
         cond = vocoder.standardise(data.log_mel(real), config)
         scale = config["signal_scale"] if cfg.form == "scaled" else 1.0

@@ -46,9 +46,12 @@ from unet1d import UNet1D, UNetConfig
 
 # Settings every stage shares: (default, help). A stage's DEFAULTS may change a default or add settings.
 COMMON = {
+    # What is trained, on what, and where it goes.
     "preset": ("tiny", "U-Net size: 'tiny' (trains on a laptop CPU) or 'paper' (Table 8; needs GPUs)"),
     "data": ("data/music21", "corpus folder holding train/ and test/ (make data), or any folder with captions.jsonl"),
     "out": ("", "run folder for checkpoints, previews and the log (default runs/<stage>)"),
+    # The optimisation (Sec. 4.1). The paper's values are in the help texts; ours suit runs of thousands of steps
+    # on a laptop, and the README's training table gives the settings each shipped checkpoint was trained with.
     "steps": (2000, "optimizer steps to train (paper: 270k-1.8M, Table 2)"),
     "batch_size": (8, "examples per optimizer step, over all processes and accumulation (paper: 2048, SR 4096)"),
     "accum": (1, "gradient accumulation: each process splits its share of a step into this many micro-batches"),
@@ -57,13 +60,16 @@ COMMON = {
     "decay_steps": (0, "end of the cosine decay (paper: 2.5M); 0 = the run's `steps`"),
     "ema": (0.999, "EMA decay of the weights used for sampling (paper: 0.9999; lower suits short runs)"),
     "grad_clip": (1.0, "clip the global gradient norm to this (0 = off) [choice: the paper does not say]"),
+    # Bookkeeping: checkpoints, the time budget, previews and the log.
     "ckpt_every": (200, "write <out>/last.pt every this many steps"),
     "minutes": (0.0, "stop after this many minutes of training, writing last.pt first (0 = no limit); "
                      "the learning-rate schedule still follows --steps, so --resume=true carries on exactly"),
     "sample_every": (500, "write a preview sample from the EMA weights every this many steps (0 = never)"),
     "preview_steps": (20, "sampling steps for previews"),
     "log_every": (10, "append the loss to <out>/log.jsonl every this many steps"),
+    # The data stream, the randomness and the hardware.
     "workers": (2, "DataLoader worker processes per training process"),
+    "clips": (0, "train on only the first N training clips (0 = all): the overfit check, overfit.py"),
     "seed": (0, "seed of every random draw; the same seed and settings give the same run"),
     "device": ("auto", "auto (cuda, then mps, then cpu), or a torch device such as cpu or cuda:1"),
     "resume": (False, "continue from <out>/last.pt exactly where it stopped"),
@@ -76,7 +82,7 @@ class TrainingError(RuntimeError):
 
 
 class CheckpointError(TrainingError):
-    pass
+    """A checkpoint that is missing, corrupt, or not what the caller expects; sample.py reports it the same way."""
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -84,12 +90,16 @@ class CheckpointError(TrainingError):
 # ---------------------------------------------------------------------------------------------------------------
 
 def defaults(stage):
+    """{key: (default, help)}: COMMON, then the stage's own DEFAULTS over it (a stage may change a shared default,
+    e.g. the vocoder's batch size, or add its own settings, e.g. the cascaders' t_max)."""
     table = dict(COMMON)
     table.update(stage.DEFAULTS)
     return table
 
 
 def _convert(key, text, default):
+    """A --key=value text -> the default's type (bool, int, float or str), or one sentence saying what it takes."""
+    # bool("false") is True in Python, so booleans are read by hand.
     if isinstance(default, bool):
         if text.lower() in ("1", "true", "yes", "on"):
             return True
@@ -104,7 +114,7 @@ def _convert(key, text, default):
 
 # Settings that take one of a few words, and counts that must be positive: checked before anything loads.
 CHOICES = {"preset": ("tiny", "paper"), "schedule": ("cosine", "linear"), "objective": ("v", "eps"),
-           "weight": ("simplified", "sigma"), "repr": ("wave", "spec")}
+           "weight": ("simplified", "sigma", "sigma-floor"), "repr": ("wave", "spec")}
 POSITIVE = ("steps", "batch_size", "accum", "ckpt_every", "log_every", "preview_steps", "text_length")
 
 
@@ -118,6 +128,8 @@ def parse_config(stage, argv):
     """--key=value overrides checked against the stage's defaults; returns a SimpleNamespace."""
     table = defaults(stage)
     cfg = {k: v for k, (v, _) in table.items()}
+    # One convention for every training setting, the same as on the make line (KEY=value -> --key=value): a typo
+    # is an error here, before a model is built, rather than a setting silently left at its default.
     for arg in argv:
         if not arg.startswith("--") or "=" not in arg:
             raise TrainingError(f"settings are written --key=value; cannot read {arg!r} (see --help).")
@@ -132,14 +144,18 @@ def parse_config(stage, argv):
     for key in POSITIVE:
         if key in cfg and cfg[key] <= 0:
             raise TrainingError(f"--{key} must be positive, got {cfg[key]}.")
-    if cfg["workers"] < 0 or cfg["sample_every"] < 0 or cfg["lr"] <= 0 or cfg["minutes"] < 0:
-        raise TrainingError("--workers, --sample_every and --minutes cannot be negative, and --lr must be positive.")
+    if min(cfg["workers"], cfg["sample_every"], cfg["minutes"], cfg["clips"]) < 0 or cfg["lr"] <= 0:
+        raise TrainingError("--workers, --sample_every, --minutes and --clips cannot be negative, and --lr must be "
+                            "positive.")
+    # Settings whose default depends on others: the run folder is named after the stage, and the cosine decay
+    # ends with the run unless a longer (paper-like) horizon is given.
     cfg["out"] = cfg["out"] or f"runs/{stage.NAME}"
     cfg["decay_steps"] = cfg["decay_steps"] or cfg["steps"]
     return SimpleNamespace(**cfg)
 
 
 def usage(stage):
+    """--help: the stage's first docstring line, then every setting with its default and meaning."""
     lines = [stage.__doc__.strip().splitlines()[0], "",
              f"usage: python {Path(stage.__file__).name} [--key=value ...]   (or: make {stage.MAKE_TARGET} KEY=value)",
              "", "settings (default, then meaning):"]
@@ -153,7 +169,9 @@ def usage(stage):
 # ---------------------------------------------------------------------------------------------------------------
 
 def pick_device(name="auto"):
-    """cuda, then mps, then cpu; or the named device."""
+    """cuda, then mps, then cpu; or the named device. Nothing else in the project names a device: every tensor is
+    made on the device of the model or the data it meets, so one code path serves a laptop and a GPU node."""
+    # A named device that is not there is one sentence now, not a CUDA error at the first tensor.
     if name != "auto":
         try:
             device = torch.device(name)
@@ -179,6 +197,8 @@ def seeded(*parts):
 
 
 def hash_seed(*parts):
+    """A 63-bit seed from any tuple of parts. Python's own hash() of a str changes from run to run
+    (PYTHONHASHSEED), which would break exact resumption, so FNV-1a over the parts' text is used instead."""
     h = 1469598103934665603                                     # FNV-1a over the parts: stable across runs
     for p in parts:
         for byte in str(p).encode() + b"|":
@@ -191,7 +211,8 @@ def hash_seed(*parts):
 # ---------------------------------------------------------------------------------------------------------------
 
 def lr_at(step, cfg):
-    """Linear warm-up to the peak, then cosine decay to zero at decay_steps (Sec. 4.1)."""
+    """Linear warm-up to the peak, then cosine decay to zero at decay_steps (Sec. 4.1). A run stopped by --minutes
+    and resumed follows the same curve, because the curve is set by --steps, not by the time."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     progress = min(1.0, (step - cfg.warmup) / max(1, cfg.decay_steps - cfg.warmup))
@@ -200,6 +221,8 @@ def lr_at(step, cfg):
 
 @torch.no_grad()
 def update_ema(ema_model, model, decay, step):
+    """ema <- d ema + (1 - d) live, after every optimizer step (Sec. 4.1: the EMA weights are what is sampled).
+    Averaging the last ~1 / (1 - d) steps' weights smooths out the noise of single small batches."""
     # [choice] The decay ramps up as (1 + step) / (10 + step) early on, so that short runs still get a useful average.
     d = min(decay, (1 + step) / (10 + step))
     for e, p in zip(ema_model.parameters(), model.parameters()):
@@ -210,10 +233,14 @@ def update_ema(ema_model, model, decay, step):
 # Checkpoints
 # ---------------------------------------------------------------------------------------------------------------
 
+# A checkpoint is a plain dict of tensors, lists and numbers, marked with this format string: torch.load reads it
+# with weights_only=True, so opening a checkpoint from elsewhere runs no code.
 FORMAT = "noise2music-checkpoint-1"
 
 
 def save_checkpoint(path, payload):
+    """torch.save to a temporary name in the same folder, then a rename: a crash mid-write never leaves a truncated
+    last.pt in place of the good one."""
     audio_io.atomic_write(path, lambda tmp: torch.save(payload, tmp), suffix=".pt")
 
 
@@ -236,6 +263,7 @@ def model_from_checkpoint(ckpt, weights="ema", build=lambda c: UNet1D(UNetConfig
     """Rebuild the model recorded in a checkpoint (a U-Net unless `build` says otherwise: config dict -> module) and
     load its EMA (default) or live weights, in float32."""
     model = build(ckpt["unet"])
+    # An exported checkpoint (train.py export) keeps only the EMA weights, stored as "model" with "ema" None.
     state = ckpt.get(weights) or ckpt["model"]
     try:
         model.load_state_dict({k: v.float() for k, v in state.items()})
@@ -248,6 +276,7 @@ def model_from_checkpoint(ckpt, weights="ema", build=lambda c: UNet1D(UNetConfig
 def export(src, dst):
     """Keep only the EMA weights, in half precision: what sample.py needs, at a quarter of the size."""
     ckpt = load_checkpoint(src)
+    # The optimizer state (twice the weights) and the live weights are what a resumed run needs, not a sampler.
     slim = {k: ckpt[k] for k in ("format", "stage", "unet", "config", "step", "loss")}
     slim["model"] = {k: v.half() for k, v in ckpt["ema"].items()}
     slim["ema"] = None
@@ -261,17 +290,21 @@ def export(src, dst):
 # ---------------------------------------------------------------------------------------------------------------
 
 def _log(rank, *args):
+    """Print from process 0 only: N processes would print every line N times."""
     if rank == 0:
         print(*args, flush=True)
 
 
+# An exact continuation needs the same data stream (seed, batch, crops, clips, corpus), the same loss (objective,
+# schedule, weight, form, corruption) and the same text: a resumed run refuses to change any of these.
 RESUME_FIXED = ("seed", "batch_size", "accum", "world_size", "objective", "schedule", "weight", "text_length", "t5",
-                "repr", "seconds", "crop_min", "crop_max", "data", "form", "t_max", "blur_prob", "blur_max")
+                "repr", "seconds", "crop_min", "crop_max", "data", "clips", "form", "t_max", "blur_prob", "blur_max")
 # What a checkpoint written before a setting existed was trained with: the conditioned stages' paper form.
-LEGACY = {"form": "paper"}
+LEGACY = {"form": "paper", "clips": 0}
 
 
 def train(stage, cfg):
+    """Train `stage` with the parsed config `cfg`; under torchrun, the process group is torn down however it ends."""
     try:
         _train(stage, cfg)
     finally:
@@ -280,7 +313,9 @@ def train(stage, cfg):
 
 
 def _train(stage, cfg):
-    """The loop, top to bottom: processes, model, resume, data, then steps with logging, checkpoints and previews."""
+    """The loop, top to bottom, as nanoGPT's train.py reads: set-up (processes, model, resume), the data stream,
+    then each step: one optimisation step, the EMA, the log, a checkpoint, a preview."""
+    # --- Set-up: who we are (rank, device), the model and its optimizer, and where a resumed run stands.
     run = _processes(cfg)                                       # world, rank, device, micro-batch, paths
     ctx, unet_cfg, model, ema_model, opt = _build(stage, cfg, run.device)
     start, resumed_config = _resume(stage, cfg, run, unet_cfg, model, ema_model, opt)
@@ -288,6 +323,7 @@ def _train(stage, cfg):
         _log(run.rank, f"{run.ckpt_path} is already at step {start} of {cfg.steps}; nothing to do.")
         return
     ddp = torch.nn.parallel.DistributedDataParallel(model) if run.world > 1 else model
+    # --- The data stream: endless batches that continue where a resumed run stopped, and the preview batch.
     loader, preview_batch = _data(stage, cfg, run, unet_cfg, start, resumed_config)
     _log(run.rank, f"training {stage.NAME} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters) on "
                    f"{run.world} x {run.device}; config:")
@@ -302,26 +338,20 @@ def _train(stage, cfg):
     net = _autocast(ddp) if run.device.type == "cuda" else ddp
     batches = iter(loader)
     t0 = time.time()
+    # --- The steps.
     for step in range(start, cfg.steps):
         total = _optimisation_step(stage, cfg, run, net, ddp, model, opt, batches, ctx, step)
-        update_ema(ema_model, model, cfg.ema, step)
+        update_ema(ema_model, model, cfg.ema, step)             # what sampling and previews use
         done = step + 1
         bar.update(1)
         bar.set_postfix(loss=f"{total:.4f}", lr=f"{lr_at(step, cfg):.1e}")   # process 0's share of the batch
         if run.rank == 0 and (done % cfg.log_every == 0 or done == cfg.steps):
-            with open(run.out / "log.jsonl", "a") as f:
-                f.write(json.dumps({"step": done, "loss": total, "lr": lr_at(step, cfg),
-                                    "seconds": round(time.time() - t0, 2)}) + "\n")
+            _append_log(run.out / "log.jsonl", done, total, lr_at(step, cfg), time.time() - t0)
         # A time budget (a lent GPU, a cluster slot) ends the run at a step boundary; every process sees the same
         # decision, because process 0's clock is broadcast.
         out_of_time = bool(cfg.minutes) and _all_agree(time.time() - t0 > cfg.minutes * 60, run.world, run.device)
         if run.rank == 0 and (done % cfg.ckpt_every == 0 or done == cfg.steps or out_of_time):
-            save_checkpoint(run.ckpt_path, {
-                "format": FORMAT, "stage": stage.NAME, "unet": asdict(unet_cfg), "config": vars(cfg),
-                "step": done, "loss": total, "model": model.state_dict(), "ema": ema_model.state_dict(),
-                "optimizer": opt.state_dict(), "world_size": run.world,
-                # The random state of every step is a function of (seed, step, process): see seeded().
-                "rng": {"scheme": "seeded(seed, step, rank, micro)", "seed": cfg.seed}})
+            _save(stage, cfg, run, unet_cfg, model, ema_model, opt, done, total)
         if run.rank == 0 and cfg.sample_every and (done % cfg.sample_every == 0 or done == cfg.steps):
             write_preview(stage, ema_model, preview_batch, ctx, run.out / "samples" / f"step{done:07d}")
         if out_of_time and done < cfg.steps:
@@ -333,8 +363,25 @@ def _train(stage, cfg):
     _log(run.rank, f"done: {run.ckpt_path} at step {cfg.steps}")
 
 
+def _append_log(path, step, loss, lr, seconds):
+    """One line of <out>/log.jsonl: the loss (process 0's share of the batch), the learning rate, the time."""
+    with open(path, "a") as f:
+        f.write(json.dumps({"step": step, "loss": loss, "lr": lr, "seconds": round(seconds, 2)}) + "\n")
+
+
+def _save(stage, cfg, run, unet_cfg, model, ema_model, opt, step, loss):
+    """<out>/last.pt: everything an exact continuation needs (weights, EMA, optimizer, config, step). No random
+    state is stored: every draw of a step is a function of (seed, step, process, micro-batch), see seeded()."""
+    save_checkpoint(run.ckpt_path, {
+        "format": FORMAT, "stage": stage.NAME, "unet": asdict(unet_cfg), "config": vars(cfg),
+        "step": step, "loss": loss, "model": model.state_dict(), "ema": ema_model.state_dict(),
+        "optimizer": opt.state_dict(), "world_size": run.world,
+        "rng": {"scheme": "seeded(seed, step, rank, micro)", "seed": cfg.seed}})
+
+
 def _processes(cfg):
     """One process, or one of several under torchrun (DDP): its rank, device and share of each batch."""
+    # torchrun sets WORLD_SIZE, RANK and LOCAL_RANK; a plain `python stage.py` is a world of one.
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     device = pick_device(cfg.device)
@@ -343,6 +390,8 @@ def _processes(cfg):
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    # batch_size is the global batch (Sec. 4.1's 2048): each process runs batch_size / world examples per step,
+    # in `accum` micro-batches, so changing the number of GPUs does not change the optimisation.
     if cfg.batch_size % (world * cfg.accum):
         raise TrainingError(f"batch_size {cfg.batch_size} must divide evenly over {world} process(es) x "
                             f"{cfg.accum} accumulation step(s).")
@@ -364,6 +413,7 @@ def _build(stage, cfg, device):
     torch.manual_seed(hash_seed(cfg.seed, "init"))              # the initial weights, too, come from the seed
     # Every cascade stage is a UNet1D; another model (mulan.py's joint embedding) names its own class.
     model = getattr(stage, "build_model", UNet1D)(unet_cfg).to(device)
+    # The EMA copy starts equal to the network and is updated after every step (update_ema); sampling uses it.
     ema_model = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))       # Sec. 4.1
     return ctx, unet_cfg, model, ema_model, opt
@@ -372,6 +422,7 @@ def _build(stage, cfg, device):
 def _resume(stage, cfg, run, unet_cfg, model, ema_model, opt):
     """(start step, the recorded config or None): loads <out>/last.pt with --resume=true, after checking that the
     settings an exact continuation depends on have not changed."""
+    # Never overwrite a run by accident: an existing last.pt is continued only when asked.
     if run.ckpt_path.exists() and not cfg.resume:
         raise TrainingError(f"{run.ckpt_path} already exists; pass --resume=true to continue it, or choose another "
                             f"--out.")
@@ -390,6 +441,7 @@ def _resume(stage, cfg, run, unet_cfg, model, ema_model, opt):
         if old != new:
             raise TrainingError(f"{run.ckpt_path} was trained with {key}={old}, not {new}; resume with the same "
                                 f"setting or start a new run with another --out.")
+    # The live weights, the EMA and Adam's moments: with the step, all the state an exact continuation needs.
     model.load_state_dict(ckpt["model"])
     ema_model.load_state_dict(ckpt["ema"])
     opt.load_state_dict(ckpt["optimizer"])
@@ -399,14 +451,18 @@ def _resume(stage, cfg, run, unet_cfg, model, ema_model, opt):
 def _data(stage, cfg, run, unet_cfg, start, resumed_config):
     """The endless training batches (continuing where a resumed run stopped), the fixed preview batch, and the
     stage's data statistics (measured now, or the recorded ones on resume)."""
+    # The stage says at which rate it reads clips, how long its crops are and to what multiple they are cut
+    # (a U-Net's total stride, or the mel hop), e.g. {"rate": 16000, "crop_range": (3.0, 4.0), "multiple": 160}.
     spec = stage.data_spec(cfg, unet_cfg)
     # The corpus layout has train/ and test/; a plain folder of clips serves as both.
     train_dir = Path(cfg.data) / "train" if (Path(cfg.data) / "train").is_dir() else Path(cfg.data)
     test_dir = Path(cfg.data) / "test" if (Path(cfg.data) / "test").is_dir() else train_dir
     _calibrate(stage, cfg, spec, train_dir, resumed_config)
+    # Each process reads its own share of every batch (data.ShardedSampler), decoded in `workers` processes.
     loader = data.step_loader(train_dir, spec["rate"], micro_batch=run.micro, accum=cfg.accum,
                               crop_range=spec.get("crop_range"), multiple=spec.get("multiple", 1), seed=cfg.seed,
-                              start_step=start, rank=run.rank, world_size=run.world, num_workers=cfg.workers)
+                              start_step=start, rank=run.rank, world_size=run.world, num_workers=cfg.workers,
+                              clips=cfg.clips)
     preview_batch = data.fixed_batch(test_dir, spec["rate"], n=spec.get("preview_clips", 1),
                                      seconds=spec.get("preview_seconds"),
                                      multiple=spec.get("multiple", 1)) if cfg.sample_every else None
@@ -418,8 +474,11 @@ def _prepare_folder(cfg, run, start):
     run.out.mkdir(parents=True, exist_ok=True)
     if run.rank != 0:
         return
+    # The resolved config beside the checkpoint, readable without torch (it is also inside every last.pt).
     text = json.dumps(vars(cfg), indent=2)
     audio_io.atomic_write(run.out / "config.json", lambda tmp: Path(tmp).write_text(text))
+    # A run that was killed after its last checkpoint logged steps it will now train again: those lines go, so the
+    # log of a resumed run reads like the log of an uninterrupted one (one line per step, in order).
     log = run.out / "log.jsonl"
     if start and log.exists():
         kept = [line for line in log.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= start]
@@ -428,15 +487,19 @@ def _prepare_folder(cfg, run, start):
 
 def _optimisation_step(stage, cfg, run, net, ddp, model, opt, batches, ctx, step):
     """One optimizer step over `accum` micro-batches (Sec. 4.1: Adam, warm-up + cosine LR, clipping); its loss."""
+    # The learning rate is a function of the step alone (lr_at), so a resumed run continues the same schedule.
     for group in opt.param_groups:
         group["lr"] = lr_at(step, cfg)
     total = 0.0
     for m in range(cfg.accum):
         batch = next(batches)
+        # Every random draw of this micro-batch (t, noise, text dropout, corruption) comes from this generator.
         ctx.generator = seeded(cfg.seed, step, run.rank, m)
         # DDP averages gradients over processes at the last micro-batch only.
         sync = ddp.no_sync() if (run.world > 1 and m < cfg.accum - 1) else contextlib.nullcontext()
         with sync:
+            # The stage turns a batch into its loss (the stage files' `loss`); / accum makes the summed
+            # gradients of the micro-batches the gradient of the mean over the whole batch.
             loss = stage.loss(net, batch, ctx) / cfg.accum
             loss.backward()
         total += loss.item()
@@ -452,6 +515,8 @@ def _optimisation_step(stage, cfg, run, net, ddp, model, opt, batches, ctx, step
     return total
 
 
+# Enough audio for a stable RMS and per-bin mean and std (the README lists the measured values), little enough
+# to read in seconds at the start of a run.
 CALIBRATION_CLIPS, CALIBRATION_SECONDS = 32, 10.0      # ~5 minutes of training audio
 
 
@@ -459,6 +524,7 @@ def _calibrate(stage, cfg, spec, train_dir, resumed_config):
     """Data statistics a stage's diffusion needs (signal scales, spectrogram statistics), measured once on the first
     training clips when a run starts and kept in its config (so in every checkpoint); a resumed run reuses the
     recorded ones. A setting given on the command line is kept as given. [choice, issue 12]"""
+    # MuLan has no data statistics; every cascade stage has (its form's scales, or the mel statistics).
     if not hasattr(stage, "calibrate"):
         return
     if resumed_config is not None:
@@ -468,7 +534,9 @@ def _calibrate(stage, cfg, spec, train_dir, resumed_config):
                 raise TrainingError(f"this run was calibrated with {key}={value}, not {getattr(cfg, key)}; resume "
                                     f"without --{key} or start a new run with another --out.")
     else:
-        batch = data.fixed_batch(train_dir, spec["rate"], n=CALIBRATION_CLIPS, seconds=CALIBRATION_SECONDS)
+        # An overfit run (--clips) is calibrated on the clips it trains on.
+        batch = data.fixed_batch(train_dir, spec["rate"], n=min(cfg.clips or CALIBRATION_CLIPS, CALIBRATION_CLIPS),
+                                 seconds=CALIBRATION_SECONDS)
         measured = stage.calibrate(cfg, batch["audio"])
     for key, value in measured.items():
         if not getattr(cfg, key, None):                        # 0, empty or missing: take the measured value
@@ -476,6 +544,7 @@ def _calibrate(stage, cfg, spec, train_dir, resumed_config):
 
 
 def _all_agree(flag, world, device):
+    # Without this, one process could stop while another waits forever in the next all-reduce.
     """Process 0's boolean, the same on every process (a no-op for one process)."""
     if world == 1:
         return flag
@@ -484,6 +553,8 @@ def _all_agree(flag, world, device):
     return bool(value.item())
 
 
+# bf16 keeps float32's exponent range, so unlike float16 it needs no loss scaling; the weights, the optimizer and
+# the EMA stay in float32.
 def _autocast(module, device_type="cuda"):
     """The network's forward under bf16 autocast, its output back in float32 for the loss: one tensor (a U-Net) or
     a tuple of them (mulan.py's two towers and temperature)."""
@@ -498,6 +569,8 @@ def _autocast(module, device_type="cuda"):
 def write_preview(stage, model, batch, ctx, stem):
     """Sample with the EMA weights; write <stem>.wav and <stem>.png (the conditioning above, the output below)."""
     model.eval()
+    # The same seed at every preview: from one preview to the next only the weights change, so what a reader
+    # hears change is what the stage learned.
     ctx.generator = seeded(ctx.cfg.seed, "preview")
     rows = stage.preview(model, batch, ctx)                  # [(audio or log-mel, rate or None)], output last
     audio, rate = rows[-1]
@@ -514,6 +587,8 @@ def write_preview(stage, model, batch, ctx, stem):
 
 
 def main(stage, argv=None):
+    """Every stage file's entry point: `python stage2_cascader.py --steps=5000` is main(stage2_cascader.STAGE).
+    Returns the exit status: 0, 2 with one sentence for a user's mistake, 130 when interrupted."""
     argv = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help", "help") for a in argv):
         print(usage(stage))
@@ -523,12 +598,14 @@ def main(stage, argv=None):
     except (TrainingError, data.DataError, text_encoder.TextEncoderError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    # Ctrl-C between checkpoints loses at most ckpt_every steps; last.pt was written atomically, so it is whole.
     except KeyboardInterrupt:
         print("\ninterrupted; resume with --resume=true (the last checkpoint is intact).", file=sys.stderr)
         return 130
     return 0
 
 
+# `python train.py export RUN/last.pt checkpoints/NAME.pt` (make checkpoints): the only command of this file itself.
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "export":
         try:

@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from perf import ThinConv1d   # nn.Conv1d for 1-2 channels at the audio rate, computed faster on CPUs
+
 
 @dataclass
 class UNetConfig:
@@ -192,7 +194,9 @@ class Downsample(nn.Module):
         super().__init__()
         # [choice] kernel 2S, so neighbouring windows overlap by half (a mild anti-aliasing). Padding (S+1)//2
         # on both sides makes the output length exactly T / S for even and odd S alike.
-        self.conv = nn.Conv1d(c_in, c_out, 2 * stride, stride=stride, padding=(stride + 1) // 2)
+        # Stride 1 (blocks at the full rate) is a plain kernel-3 conv.
+        self.conv = (nn.Conv1d(c_in, c_out, 2 * stride, stride=stride, padding=(stride + 1) // 2) if stride > 1
+                     else nn.Conv1d(c_in, c_out, 3, padding=1))
 
     def forward(self, x):
         return self.conv(x)
@@ -207,36 +211,12 @@ class Upsample(nn.Module):
         # conv at the high resolution, S times the cost. Kernel 2S (overlapping) avoids the blocky output of
         # kernel S. The same padding as Downsample (+1 output sample for odd S) gives exactly T * S samples,
         # each input step spreading over the same 2S samples its Downsample window covered.
-        self.conv = nn.ConvTranspose1d(c_in, c_out, 2 * stride, stride=stride, padding=(stride + 1) // 2,
-                                       output_padding=stride % 2)
+        self.conv = (nn.ConvTranspose1d(c_in, c_out, 2 * stride, stride=stride, padding=(stride + 1) // 2,
+                                        output_padding=stride % 2) if stride > 1
+                     else nn.Conv1d(c_in, c_out, 3, padding=1))
 
     def forward(self, x):
         return self.conv(x)
-
-
-class ThinConv1d(nn.Conv1d):
-    """nn.Conv1d ('same' padding, odd kernel) for the entry and exit convs, whose input or output has 1-2
-    channels at the full audio rate. oneDNN runs such thin shapes several times slower than these two matmul
-    forms, and they dominate the cost of the cascaders' forward pass otherwise. Same parameters and same result
-    as nn.Conv1d (tests/test_unet1d.py checks it); only the order of the arithmetic differs."""
-
-    def forward(self, x):  # x: (B, C_in, T) -> (B, C_out, T)
-        k, T = self.kernel_size[0], x.shape[-1]
-        p = k // 2
-        if self.in_channels <= self.out_channels:
-            # Few input channels: gather the k shifted copies of the input (cheap), then one matmul.
-            taps = F.pad(x, (p, p)).unfold(-1, k, 1)                        # (B, C_in, T, k)
-            return torch.einsum("ocj,bctj->bot", self.weight, taps) + self.bias[:, None]
-        # Few output channels: project every tap first (B, k, C_out, T), then add the taps shifted into place.
-        z = torch.matmul(self.weight.permute(2, 0, 1), x[:, None])          # (k, O, C) @ (B, 1, C, T)
-        y = z[:, p] + self.bias[:, None]
-        for j in range(k):
-            s = j - p  # y[t] += z_j[t + s]
-            if s > 0:
-                y[..., :T - s] += z[:, j, :, s:]
-            elif s < 0:
-                y[..., -s:] += z[:, j, :, :T + s]
-        return y
 
 
 # ----------------------------------------------------------------------------------------------------------------

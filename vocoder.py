@@ -70,11 +70,8 @@ def calibrate(cfg, audio):
     """(B, T) 16 kHz training audio -> the waveform's RMS and each mel bin's mean and std (80 each)."""
     if cfg.form == "paper":
         return {}
-    mel = data.log_mel(audio)                                                 # (B, 80, F)
     return {"signal_scale": round(max(float(audio.pow(2).mean().sqrt()), 1e-6), 6),
-            "mel_mean": [round(v, 5) for v in mel.mean(dim=(0, 2)).tolist()],
-            # [choice] a floor of 0.05: a bin silent in every calibration clip must not blow up a generated mel.
-            "mel_std": [round(max(v, 0.05), 5) for v in mel.std(dim=(0, 2)).tolist()]}
+            **data.mel_statistics(data.log_mel(audio))}                      # mel (B, 80, F) -> 80 means, 80 stds
 
 
 def standardise(mel, config):
@@ -84,8 +81,7 @@ def standardise(mel, config):
     if len(config.get("mel_mean") or ()) != data.MEL_BINS or not config.get("signal_scale", 0) > 0:
         raise train.CheckpointError("this scaled-form vocoder config has no measured signal_scale, mel_mean and "
                                     "mel_std; train the vocoder (train.py measures them).")
-    mean, std = (torch.tensor(config[k], device=mel.device)[:, None] for k in ("mel_mean", "mel_std"))  # (80, 1)
-    return (mel - mean) / std
+    return data.standardise_mel(mel, config)
 
 
 def _model_fn(model, spectrogram, cond_noise):
@@ -104,23 +100,28 @@ def loss(model, batch, ctx):
     return value
 
 
+# Sampling defaults (sample.py uses them): Table 3's front-heavy steps and gamma 0, with 12 steps instead of 100;
+# cond_noise as in stage2_cascader.SAMPLING [choice].
+SAMPLING = dict(steps=12, step_kind="front", gamma=0.0, cond_noise=0.02)
+
+
 @torch.no_grad()
-def generate(model, spectrogram, *, config, steps=20, step_kind="front", gamma=0.0, cond_noise=0.02,
+def generate(model, spectrogram, *, config, steps=None, step_kind=None, gamma=None, cond_noise=None,
              generator=None, progress=False):
-    """(B, 80, F) log-mel in [-1, 1] -> (B, 160 F) 16 kHz audio.  Defaults are Table 3's, with fewer steps.
+    """(B, 80, F) log-mel in [-1, 1] -> (B, 160 F) 16 kHz audio.  Unset sampler settings take SAMPLING's.
     config: the training config (a checkpoint's "config" dict): form, statistics, schedule, objective.
-    cond_noise: the level u the spectrogram is noised to before sampling [choice; see stage2_cascader.generate].
     Dynamic clipping at the 99.5th percentile in the paper's form only (a unit-RMS waveform is not bounded by 1)."""
+    s = diffusion.settings(SAMPLING, steps=steps, step_kind=step_kind, gamma=gamma, cond_noise=cond_noise)
     scaled = config.get("form", "paper") == "scaled"
     schedule = config["schedule"]
     dev = next(model.parameters()).device
     b, _, frames = spectrogram.shape
-    level = torch.full((b,), float(cond_noise), device=dev)
+    level = torch.full((b,), float(s["cond_noise"]), device=dev)
     mel = standardise(spectrogram.to(dev).float(), config)
     mel = diffusion.noise_condition(mel, level, schedule=schedule, generator=generator)
     x = diffusion.sample(_model_fn(model, mel, level), (b, 1, frames * data.MEL_HOP),
-                         step_sizes=diffusion.step_schedule("vocoder", step_kind, steps), schedule=schedule,
-                         objective=config["objective"], gamma=gamma, generator=generator,
+                         step_sizes=diffusion.step_schedule("vocoder", s["step_kind"], s["steps"]),
+                         schedule=schedule, objective=config["objective"], gamma=s["gamma"], generator=generator,
                          clip_percentile=None if scaled else 0.995, device=dev,
                          progress=progress and "vocoder")                    # (B, 1, 160 F)
     return x[:, 0] * (config["signal_scale"] if scaled else 1.0)

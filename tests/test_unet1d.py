@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 
 import unet1d
-from unet1d import PRESETS, ThinConv1d, UNet1D, UNetConfig, build_unet, count_parameters
+from perf import ThinConv1d
+from unet1d import PRESETS, UNet1D, UNetConfig, build_unet, count_parameters
 
 TINY = [name for name in PRESETS if name.startswith("tiny-")]
 

@@ -1,0 +1,45 @@
+"""The overfit check (overfit.py): its verdicts follow the bars, and the command trains, samples and judges."""
+
+import json
+
+import pytest
+
+import overfit
+
+
+def _generator_result(flatness, persistence):
+    return {"samples": {"flatness": flatness, "persistence": persistence}}
+
+
+@pytest.mark.parametrize("flatness, persistence, passed", [(0.06, 0.8, True), (0.3, 0.8, False),
+                                                           (0.06, 0.2, False), (0.15, 0.6, True)])
+def test_generator_verdict_follows_the_bars(flatness, persistence, passed):
+    ok, why = overfit.verdict("spec-generator", _generator_result(flatness, persistence))
+    assert ok is passed and (not why) is passed
+
+
+def test_cascader_verdict_names_each_failure():
+    good = {"given_band_error": 0.0, "given_band_error_plain": 0.0, "added_band_lsd": 20.0,
+            "added_band_lsd_plain": 60.0, "swap_correlation": 0.5}
+    assert overfit.verdict("cascader", {"check": good}) == (True, [])
+    bad = dict(good, given_band_error=0.1, added_band_lsd=70.0, swap_correlation=0.99)
+    ok, why = overfit.verdict("superres", {"check": bad})
+    assert not ok and len(why) == 3
+
+
+def test_overfit_command_trains_samples_and_judges(tmp_path, tiny_corpus, monkeypatch):
+    # The recipe shrunk to seconds: a few steps on 2 tone clips, judged on 1.5 s samples. The verdict of so short a
+    # run is not the point (it fails); the file it writes, with the samples' and the real clips' figures, is.
+    monkeypatch.setitem(overfit.RECIPES, "generator", (overfit.RECIPES["generator"][0],
+                                                       ["--seconds=1.0", "--batch_size=2", "--steps=3",
+                                                        "--workers=0", "--warmup=1"]))
+    status = overfit.main(["generator", "--clips", "2", "--seconds", "1.5", "--data", str(tiny_corpus),
+                           "--out", str(tmp_path / "run")])
+    result = json.loads((tmp_path / "run" / "overfit.json").read_text())
+    assert status == (0 if result["pass"] else 1)
+    assert result["step"] == 3 and result["clips"] == 2
+    assert 0 <= result["samples"]["flatness"] <= 1 and -1 <= result["real"]["persistence"] <= 1
+    assert (tmp_path / "run" / "overfit.png").stat().st_size > 1000
+    # Run again: the finished run is judged again, not retrained.
+    assert overfit.main(["generator", "--clips", "2", "--seconds", "1.5", "--data", str(tiny_corpus),
+                         "--out", str(tmp_path / "run")]) == status
