@@ -335,8 +335,8 @@ def sample(model_fn, shape, *, step_sizes, schedule="cosine", objective="v", gam
     posterior's  sigma_tilde^2 = (1 - r) sigma_s^2  (gamma = 0, DDPM "small") and the forward process's
     sigma_ts^2 = (1 - r) sigma_t^2  (gamma = 1, "large").  Table 3: gamma = 1 for the waveform cascader only.
     The last step (s = 0) returns x0_hat without adding noise, as GR-dd's reference sampler does.
-    project: None, or a function applied to every x0_hat after clipping (a linear projection onto the signals the
-    model may produce, e.g. a frequency band).
+    project: None, or a function applied to every x0_hat after clipping: a projection onto the signals the model
+    may produce (the band a residual cascader adds, or the data's range for a scaled generator).
     """
     times = _times(step_sizes)
     x = randn(shape, generator, device)                                # App. A: start from x_1 ~ N(0, I)

@@ -19,7 +19,8 @@ then judges what it *samples*, on those same clips, with the model-free figures 
 A stage that fails here will not learn from the whole corpus either: look at the data scale, the loss weight and
 the sampler before spending compute (README, "When the output is noise").
 
-    python overfit.py STAGE [--clips 8] [--steps N] [--seconds S] [--fresh] [-- --key=value ...]
+    python overfit.py STAGE [--clips 8] [--seconds S] [--fresh] [-- --key=value ...]
+    python overfit.py STAGE --checkpoint checkpoints/NAME.pt      judge a trained checkpoint on the same clips
     make overfit STAGE=spec-generator          STAGE: generator, spec-generator, cascader, vocoder, superres
 
 The run goes to runs/overfit/<stage>/ (a finished run is judged again without retraining; --fresh starts over);
@@ -51,11 +52,11 @@ RECIPES = {
     # network is convolutional with self-attention, so it samples 30 s all the same.
     "spec-generator": (stage1_generator.SPEC, ["--seconds=2.88", "--batch_size=32", "--steps=1000", "--lr=5e-4",
                                                "--warmup=100"]),
-    "generator": (stage1_generator.WAVE, ["--seconds=7.5", "--batch_size=16", "--steps=1000", "--lr=5e-4",
+    "generator": (stage1_generator.WAVE, ["--seconds=7.5", "--batch_size=8", "--steps=1000", "--lr=5e-4",
                                           "--warmup=100"]),
-    "cascader": (stage2_cascader.STAGE, ["--steps=600", "--lr=5e-4", "--warmup=50"]),
-    "vocoder": (vocoder.STAGE, ["--steps=600", "--lr=5e-4", "--warmup=50"]),
-    "superres": (stage3_superres.STAGE, ["--steps=600", "--lr=5e-4", "--warmup=50"]),
+    "cascader": (stage2_cascader.STAGE, ["--steps=300", "--lr=5e-4", "--warmup=30"]),
+    "vocoder": (vocoder.STAGE, ["--steps=300", "--lr=5e-4", "--warmup=30"]),
+    "superres": (stage3_superres.STAGE, ["--steps=300", "--lr=5e-4", "--warmup=30"]),
 }
 FLATNESS_MAX, PERSISTENCE_MIN = 0.15, 0.6          # issue 13's bars for "music": real clips ~0.06 and ~0.8
 
@@ -88,8 +89,37 @@ def judge_generator(ckpt, folder, clips, seconds):
     profile = lambda a: data.log_mel(data.resample(a, rate, data.MEL_RATE)).mean(dim=2)   # (N, 80) mean spectrum
     distance = torch.cdist(profile(audio), profile(real["audio"]))                         # (samples, clips)
     return {"samples": _figures(audio, rate), "real": _figures(real["audio"], rate),
+            "one_step": one_step(model, config, real["audio"], emb, mask),
             "own_clip_nearest": int((distance.argmin(dim=1) == torch.arange(len(audio))).sum()), "clips": len(audio),
             "pass": None}, (out, real["audio"], rate)
+
+
+ONE_STEP_LOGSNR = (4.0, 0.0, -4.0)
+
+
+@torch.no_grad()
+def one_step(model, config, audio, emb, mask):
+    """{log-SNR: x0 error / the Gaussian denoiser's}: the clips noised to each level and denoised in ONE network
+    call, against the best denoiser that knows only each channel's mean and variance (evaluate.py). Below 1 the
+    model knows more than the average spectrum at that level; a model that is far below 1 at high noise but near
+    1 at low noise has memorised the clips and not learned to clean up its own steps, and samples noise."""
+    import diffusion
+    import evaluate
+    x0 = stage1_generator.to_x0(audio, config)                                # (N, C, T) in the model's units
+    fn = stage1_generator._model_fn(model, emb, mask)
+    gaussian = evaluate.channel_gaussian_denoiser(x0, config["schedule"], config["objective"])
+    grid = torch.linspace(1e-5, 1.0, 100_001)
+    levels = diffusion.logsnr(grid, config["schedule"])
+    out = {}
+    for snr in ONE_STEP_LOGSNR:
+        t = torch.full((len(x0),), float(grid[(levels - snr).abs().argmin()]))
+        alpha, sigma = diffusion.alpha_sigma(t, config["schedule"])
+        x_t = alpha[:, None, None] * x0 + sigma[:, None, None] * torch.randn(x0.shape, generator=torch.Generator()
+                                                                                 .manual_seed(0))
+        error = [(diffusion.to_x0_eps(f(x_t, t), x_t, alpha, sigma, config["objective"])[0] - x0).pow(2).mean()
+                 for f in (fn, gaussian)]
+        out[f"{snr:+g}"] = float(error[0] / error[1])
+    return out
 
 
 def _figures(audio, rate):
@@ -103,6 +133,7 @@ def judge_conditioned(name, ckpt, folder, clips, seconds):
     with tempfile.TemporaryDirectory() as tmp:
         torch.save(ckpt, Path(tmp) / f"{stage_name}.pt")
         result = stagecheck.run(folder, tmp, n=clips, seconds=seconds, route_seconds=seconds, log=lambda *a: None)
+    result["split"] = "training"
     return {"check": result[stage_name], "stagecheck": result, "pass": None}
 
 
@@ -140,14 +171,25 @@ def main(argv=None):
     parser.add_argument("--data", default="data/music21", help="the corpus (make data); its train/ split is used")
     parser.add_argument("--out", default="", help="run folder (default runs/overfit/<stage>)")
     parser.add_argument("--fresh", action="store_true", help="delete an earlier run of this check first")
-    parser.add_argument("settings", nargs="*", help="more train.py settings, --key=value (after --)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--checkpoint", default="", help="judge this checkpoint (e.g. a shipped one) on the clips "
+                        "instead of training")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after `--` goes to train.py as it is (argparse would take --key=value for its own flags).
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    parser.epilog = "Settings after -- go to the training run, e.g. python overfit.py vocoder -- --steps=300"
+    args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    args.settings = extra
     if args.clips < 2 or not 1.0 <= args.seconds <= 30.0:
         parser.error("--clips must be at least 2 and --seconds in 1..30.")
     out = Path(args.out or f"runs/overfit/{args.stage}")
     folder = Path(args.data) / "train" if (Path(args.data) / "train").is_dir() else Path(args.data)
     try:
-        ckpt = train_stage(args.stage, args.clips, args.settings + [f"--data={args.data}"], out, args.fresh)
+        if args.checkpoint:
+            ckpt = train.load_checkpoint(args.checkpoint)
+            if ckpt["stage"] != RECIPES[args.stage][0].NAME:
+                raise train.CheckpointError(f"{args.checkpoint} holds the {ckpt['stage']} stage, not {args.stage}.")
+        else:
+            ckpt = train_stage(args.stage, args.clips, args.settings + [f"--data={args.data}"], out, args.fresh)
         if args.stage in ("generator", "spec-generator"):
             result, (samples, real, rate) = judge_generator(ckpt, folder, args.clips, args.seconds)
             write_pictures(out, samples, real, rate, ckpt["config"]["repr"] == "spec")
@@ -158,7 +200,7 @@ def main(argv=None):
         return 2
     passed, why = verdict(args.stage, result)
     result.update({"pass": passed, "why": why, "stage": args.stage, "step": ckpt["step"],
-                   "command": " ".join(["python overfit.py"] + (argv if argv is not None else sys.argv[1:]))})
+                   "command": " ".join(["python overfit.py"] + argv)})
     audio_io.atomic_write(out / "overfit.json", lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
     print(report(result))
     return 0 if passed else 1
@@ -178,11 +220,13 @@ def report(r):
         s, real = r["samples"], r["real"]
         body = (f"samples: flatness {s['flatness']:.3f}, persistence {s['persistence']:.3f}   (the real clips: "
                 f"{real['flatness']:.3f}, {real['persistence']:.3f}; bars <= {FLATNESS_MAX}, >= {PERSISTENCE_MIN})\n"
-                f"samples closest to their own clip's average spectrum: {r['own_clip_nearest']} of {r['clips']}")
+                f"samples closest to their own clip's average spectrum: {r['own_clip_nearest']} of {r['clips']}\n"
+                "one network call on the clips noised to log-SNR " + ", ".join(r["one_step"]) + ": x0 error / the "
+                "Gaussian denoiser's " + ", ".join(f"{v:.2f}" for v in r["one_step"].values()))
     else:
         body = stagecheck.format_report(r["stagecheck"])
     verdict_line = "PASS" if r["pass"] else "FAIL: " + "; ".join(r["why"])
-    return f"{r['stage']} after {r['step']} steps on the training clips:\n{body}\n{verdict_line}"
+    return f"{r['stage']} at step {r['step']}, judged on the training clips it overfits:\n{body}\n{verdict_line}"
 
 
 if __name__ == "__main__":

@@ -614,6 +614,8 @@ if __name__ == "__main__":
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
     else:
+        asked = sys.argv[1:] in (["-h"], ["--help"])
         print("usage: python train.py export RUN/last.pt checkpoints/NAME.pt\n"
-              "Training runs through a stage file, e.g. python stage2_cascader.py --help", file=sys.stderr)
-        sys.exit(2)
+              "Training runs through a stage file, e.g. python stage2_cascader.py --help",
+              file=sys.stdout if asked else sys.stderr)
+        sys.exit(0 if asked else 2)

@@ -183,7 +183,8 @@ def test_make_passes_every_training_setting_to_the_stage():
 
 
 def test_every_entry_point_answers_help():
-    for script in ("data.py", "stage2_cascader.py", "stagecheck.py", "sample.py", "evaluate.py"):
+    for script in ("data.py", "stage1_generator.py", "stage2_cascader.py", "vocoder.py", "stagecheck.py", "sample.py",
+                   "evaluate.py", "overfit.py", "bench.py", "train.py", "mulan.py", "pseudolabel.py"):
         r = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True)
         assert r.returncode == 0 and len(r.stdout) > 80, (script, r.stdout, r.stderr)
 
