@@ -158,7 +158,7 @@ def run(prompt, *, route="wave", seconds=30.0, n=1, seed=0, settings=None, check
         s = settings[name]
         log(f"{SHORT[name]}: {s['steps']} steps ({s['step_kind']}, gamma {s['gamma']}"
             + (f", guidance {s['guidance']}" if s.get("guidance") is not None else "") + ")")
-        perf.reset_peak_memory()
+        perf.reset_peak_memory()                             # peak memory per stage (Linux), as bench.py reports it
         start = time.perf_counter()
         out = fn(models[name][0], models[name][1], dict(given[name], generator=gen, progress=progress))
         timings[name] = (time.perf_counter() - start, s["steps"], perf.peak_memory_mb())
@@ -215,6 +215,8 @@ def resolve_settings(overrides=None):
 
 def write_outputs(result, out_path, route):
     """<out>.wav (24 kHz), each intermediate stage, and the stacked picture; variations get -1, -2, ... suffixes."""
+    # samples/<slug>.wav for one variation; samples/<slug>-1.wav, -2.wav, ... for N of them, each with its own
+    # stage files and picture.
     out_path = Path(out_path)
     n = result["audio"].shape[0]
     written = []
@@ -238,7 +240,8 @@ def write_outputs(result, out_path, route):
 
 
 def check_writable(out_path):
-    """Fail in one sentence before minutes of sampling, not after, when the output folder cannot be written."""
+    """Fail in one sentence before minutes of sampling, not after, when the output folder cannot be written.
+    The probe file is created and removed at once; the folder is created if it does not exist yet."""
     folder = Path(out_path).parent
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -198,6 +198,23 @@ def test_sigma_weight_is_the_same_quantity_in_both_objectives():
         D.diffusion_loss(data.model_fn("linear", "v"), x0, schedule="linear", weight="snr")
 
 
+def test_sigma_floor_weight_is_alpha_squared_with_a_floor_on_the_x0_error():
+    # On the x0 error the sigma weight is alpha^2; sigma-floor is max(alpha^2, 1/4). A denoiser that predicts
+    # x0_hat = 0 has x0 error ||x0||^2 whatever t, so the per-example loss divided by it is the weight itself.
+    x0 = torch.randn(512, 1, 16, generator=torch.Generator().manual_seed(0))
+    zero_x0 = lambda x_t, t: D.target(torch.zeros_like(x_t), x_t / D.alpha_sigma(t, "linear")[1][:, None, None],
+                                      *D.alpha_sigma(t, "linear"), "v")         # v for x0_hat = 0: eps = x_t / sigma
+    _, per_example, t = D.diffusion_loss(zero_x0, x0, schedule="linear", weight="sigma-floor",
+                                         generator=torch.Generator().manual_seed(1))
+    alpha, _ = D.alpha_sigma(t, "linear")
+    x0_error = x0.pow(2).reshape(512, -1).mean(dim=1)
+    keep = t > 0.01                                                  # sigma -> 0 at t = 0: the ratio is ill-posed
+    torch.testing.assert_close(per_example[keep] / x0_error[keep], (alpha[keep] ** 2).clamp(min=0.25),
+                               rtol=1e-3, atol=1e-5)
+    with pytest.raises(ValueError, match="v objective"):
+        D.diffusion_loss(zero_x0, x0, schedule="linear", objective="eps", weight="sigma-floor")
+
+
 def test_classifier_free_guidance_formula():
     def fn(x, t, drop):
         return torch.where(drop[:, None, None], torch.full_like(x, 2.0), torch.full_like(x, 5.0))
