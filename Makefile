@@ -1,7 +1,7 @@
 # noise2music: every target builds the virtual environment first, so a fresh clone needs nothing but `make`.
 #
 #   make sample PROMPT="a calm chorale on a church organ"   text -> 30 s of 24 kHz music (shipped demo checkpoints)
-#   make test                                             the whole test suite (CPU, under 2 minutes)
+#   make test                                             the whole test suite (CPU, a few minutes)
 #
 # Settings after a training target become that stage's --key=value settings, lower-cased:
 #   make train-cascader STEPS=5000 LR=2e-4 BATCH_SIZE=32   ->   python stage2_cascader.py --steps=5000 --lr=2e-4 ...
@@ -51,7 +51,7 @@ $(VENV)/.stamp-test: $(VENV)/.stamp-data requirements-test.txt
 
 venv: $(VENV)/.stamp
 
-# The whole suite on the CPU (about 75 s on an idle 2-core machine, after the venv is built). HF_HUB_OFFLINE: the parity tests never touch a hub.
+# The whole suite on the CPU (269 tests: 341 s on the 2-core VM with a training run on the other core). HF_HUB_OFFLINE: the parity tests never touch a hub.
 test: $(VENV)/.stamp-test
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests
 
