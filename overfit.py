@@ -38,6 +38,8 @@ import torch
 
 import audio_io
 import data
+import diffusion
+import evaluate
 import stage1_generator
 import stage2_cascader
 import stage3_superres
@@ -91,8 +93,8 @@ def judge_generator(ckpt, folder, clips, seconds):
     distance = torch.cdist(profile(audio), profile(real["audio"]))                         # (samples, clips)
     return {"samples": _figures(audio, rate), "real": _figures(real["audio"], rate),
             "one_step": one_step(model, config, real["audio"], emb, mask),
-            "own_clip_nearest": int((distance.argmin(dim=1) == torch.arange(len(audio))).sum()), "clips": len(audio),
-            "pass": None}, (out, real["audio"], rate)
+            "own_clip_nearest": int((distance.argmin(dim=1) == torch.arange(len(audio))).sum()),
+            "clips": len(audio)}, (out, real["audio"], rate)
 
 
 ONE_STEP_LOGSNR = (4.0, 0.0, -4.0)
@@ -104,8 +106,6 @@ def one_step(model, config, audio, emb, mask):
     call, against the best denoiser that knows only each channel's mean and variance (evaluate.py). Below 1 the
     model knows more than the average spectrum at that level; a model that is far below 1 at high noise but near
     1 at low noise has memorised the clips and not learned to clean up its own steps, and samples noise."""
-    import diffusion
-    import evaluate
     x0 = stage1_generator.to_x0(audio, config)                                # (N, C, T) in the model's units
     fn = stage1_generator._model_fn(model, emb, mask)
     gaussian = evaluate.channel_gaussian_denoiser(x0, config["schedule"], config["objective"])
@@ -135,7 +135,7 @@ def judge_conditioned(name, ckpt, folder, clips, seconds):
         torch.save(ckpt, Path(tmp) / f"{stage_name}.pt")
         result = stagecheck.run(folder, tmp, n=clips, seconds=seconds, route_seconds=seconds, log=lambda *a: None)
     result["split"] = "training"
-    return {"check": result[stage_name], "stagecheck": result, "pass": None}
+    return {"check": result[stage_name], "stagecheck": result}
 
 
 def verdict(name, result):
