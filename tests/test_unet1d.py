@@ -225,3 +225,11 @@ def test_full_rate_is_at_least_as_wide_as_the_input(name):
     trained that way learned little more than each bin's mean (README, "What the demo checkpoints are")."""
     cfg = PRESETS[name]
     assert cfg.base_channels >= cfg.in_channels + cfg.cond_channels
+
+
+def test_a_stride_one_depth_keeps_the_length():
+    # Stride 1 puts a depth's blocks at the full rate (Downsample and Upsample become kernel-3 convs).
+    cfg = UNetConfig(in_channels=2, out_channels=2, base_channels=8, strides=(1, 2), channel_mults=(1, 2),
+                     blocks=(1, 1), zero_init=False)
+    x = torch.randn(2, 2, 37)
+    assert UNet1D(cfg)(x, torch.rand(2)).shape == x.shape
