@@ -135,6 +135,12 @@ def log_mel(audio_16k):
     return scaled.clamp(-1, 1).reshape(*lead, MEL_BINS, -1)
 
 
+def signal_rms(audio, floor=1e-6):
+    """The RMS of a batch of training audio, rounded for a readable checkpoint config: the scale a stage divides
+    out. The floor keeps a silent calibration set (or an empty band) from dividing by zero."""
+    return round(max(float(audio.pow(2).mean().sqrt()), floor), 6)
+
+
 def mel_statistics(mel, floor=0.05):
     """(B, 80, F) log-mel -> {"mel_mean": 80 floats, "mel_std": 80 floats}: each bin's mean and std over clips and
     frames, rounded for a readable checkpoint config. [choice] The std has a floor (0.05 of the [-1, 1] range): a bin

@@ -44,10 +44,10 @@ def lowpass(audio, low_rate, rate):
 
 def calibrate(audio, low_rate, rate):
     """(B, T) training audio -> {"cond_scale", "residual_scale"}: the RMS of the given band and of the missing band.
-    A floor of 1e-6 keeps a corpus with no content above the cut (a band-limited recording) from dividing by 0."""
+    data.signal_rms's floor keeps a corpus with no content above the cut (a band-limited recording) from dividing
+    by 0."""
     low = lowpass(audio, low_rate, rate)
-    rms = lambda z: max(float(z.pow(2).mean().sqrt()), 1e-6)
-    return {"cond_scale": round(rms(low), 6), "residual_scale": round(rms(audio - low), 6)}
+    return {"cond_scale": data.signal_rms(low), "residual_scale": data.signal_rms(audio - low)}
 
 
 def condition(lowres, low_rate, rate, cond_scale):

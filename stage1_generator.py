@@ -88,7 +88,7 @@ def calibrate(cfg, audio):
         return {}
     if _is_spec(cfg):
         return data.mel_statistics(data.log_mel(audio))                   # mel (B, 80, F) -> 80 means, 80 stds
-    return {"signal_scale": round(max(float(audio.pow(2).mean().sqrt()), 1e-6), 6)}
+    return {"signal_scale": data.signal_rms(audio)}
 
 
 def _checked(config):

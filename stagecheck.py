@@ -287,7 +287,8 @@ def run(folder, checkpoints, n=6, seconds=4.0, route_seconds=10.0, log=print):
 
 def format_report(r):
     """The result as the plain-text table the README shows."""
-    lines = [f"{r['clips']} {r.get('split', 'held-out')} clips of {r['seconds']:g} s; real clips: flatness {r['real']['flatness']:.3f}, "
+    lines = [f"{r['clips']} {r.get('split', 'held-out')} clips of {r['seconds']:g} s; real clips: flatness "
+             f"{r['real']['flatness']:.3f}, "
              f"persistence {r['real']['persistence']:.3f}"]
     for name in ("waveform-cascader", "superres"):
         if name in r:

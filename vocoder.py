@@ -70,7 +70,7 @@ def calibrate(cfg, audio):
     """(B, T) 16 kHz training audio -> the waveform's RMS and each mel bin's mean and std (80 each)."""
     if cfg.form == "paper":
         return {}
-    return {"signal_scale": round(max(float(audio.pow(2).mean().sqrt()), 1e-6), 6),
+    return {"signal_scale": data.signal_rms(audio),
             **data.mel_statistics(data.log_mel(audio))}                      # mel (B, 80, F) -> 80 means, 80 stds
 
 
