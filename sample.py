@@ -66,6 +66,10 @@ DEFAULTS = {
     "spectrogram-generator": stage1_generator.SAMPLING["spec"], "vocoder": vocoder.SAMPLING,
     "superres": stage3_superres.SAMPLING,
 }
+# Two stages have an answer without a model, which 0 steps asks for: plain FFT resampling instead of super-resolution
+# (the band above 8 kHz stays empty), and Griffin-Lim instead of the vocoder (vocoder.griffin_lim). Each is the bar
+# its trained stage must clear (make check-stages), and a way to hear the stages before it alone.
+NO_MODEL = {"superres": "FFT resampling to 24 kHz", "vocoder": "Griffin-Lim from the log-mel"}
 # The short names of the command-line flags (--steps-cascader, ...) and of the log lines.
 SHORT = {"waveform-generator": "generator", "waveform-cascader": "cascader", "spectrogram-generator": "spec-generator",
          "vocoder": "vocoder", "superres": "superres"}
@@ -96,7 +100,7 @@ def check_request(prompt, seconds, route, n, settings):
         raise SampleError(f"N (variations per prompt) must be between 1 and 64, got {n}.")
     for name in ROUTES[route]:
         s = settings[name]
-        least = 0 if name == "superres" else 1              # superres 0 steps: plain resampling, no model
+        least = 0 if name in NO_MODEL else 1                # 0 steps: the stage's no-model answer
         # steps is the number of network calls; with guidance each call runs a doubled batch (with and without
         # the text, diffusion.classifier_free_guidance).
         if not isinstance(s["steps"], int) or s["steps"] < least:
@@ -144,10 +148,9 @@ def run(prompt, *, route="wave", seconds=30.0, n=1, seed=0, settings=None, check
     gen = torch.Generator().manual_seed(seed)               # ONE generator for every draw of every stage
     names = ROUTES[route]                                    # (first stage, 16 kHz stage, super-resolution)
 
-    # 2. The stages. Super-resolution with 0 steps is no model at all: FFT resampling to 24 kHz, the bar the
-    #    trained stage must clear (the band above 8 kHz stays empty) and a way to hear the earlier stages alone.
-    plain_sr = settings["superres"]["steps"] == 0
-    models = {name: load_stage(checkpoints, name, dev) for name in names if not (plain_sr and name == "superres")}
+    # 2. The stages; one asked for 0 steps is its no-model answer (NO_MODEL) and needs no checkpoint.
+    bare = {name for name in names if name in NO_MODEL and settings[name]["steps"] == 0}
+    models = {name: load_stage(checkpoints, name, dev) for name in names if name not in bare}
 
     # 3. The text, encoded once by the T5 the generator was trained with: (n, L, D) tokens and their (n, L) mask.
     text_emb, text_mask = encode_prompt(prompt, n, models, names, dev, log)
@@ -172,10 +175,13 @@ def run(prompt, *, route="wave", seconds=30.0, n=1, seed=0, settings=None, check
     if route == "wave":
         mid = timed(names[1], lambda model, c, s: stage2_cascader.generate(model, sketch, text_emb, text_mask,
                                                                             config=c, **s))  # (n, 16000 s)
+    elif names[1] in bare:
+        log(f"vocoder: none (0 steps: {NO_MODEL['vocoder']})")
+        mid = vocoder.griffin_lim(sketch, generator=gen)                                       # (n, 16000 s)
     else:
         mid = timed(names[1], lambda model, c, s: vocoder.generate(model, sketch, config=c, **s))  # (n, 16000 s)
-    if plain_sr:
-        log("superres: none (0 steps: FFT resampling to 24 kHz)")
+    if names[2] in bare:
+        log(f"superres: none (0 steps: {NO_MODEL['superres']})")
         high = data.resample(mid, stage3_superres.LOW_RATE, OUT_RATE)
     else:
         high = timed(names[2], lambda model, c, s: stage3_superres.generate(model, mid, config=c, **s))
@@ -283,7 +289,7 @@ def parse_args(argv):
     for name, short in SHORT.items():
         d = DEFAULTS[name]
         p.add_argument(f"--steps-{short}", type=int, default=None, help=f"sampling steps (default {d['steps']})"
-                       + ("; 0 = no model, FFT resampling to 24 kHz" if name == "superres" else ""))
+                       + (f"; 0 = no model: {NO_MODEL[name]}" if name in NO_MODEL else ""))
         p.add_argument(f"--schedule-{short}", default=None, help="step schedule front/uniform/back"
                        + ("/back-eval" if name == "spectrogram-generator" else "") + f" (default {d['step_kind']}, "
                        "Table 3)")

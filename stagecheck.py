@@ -91,28 +91,6 @@ def log_spectral_distance(audio, reference, rate, band):
     return (db(p) - db(q)).pow(2).mean(dim=1).sqrt().mean(dim=1)
 
 
-def griffin_lim(mel, iterations=32, generator=None):
-    """(B, 80, F) log-mel in [-1, 1] -> (B, 160 F) 16 kHz audio with no model: the mel magnitudes are spread back
-    over the STFT bins by least squares (clamped at 0), and a phase is found by Griffin-Lim's alternating
-    projections (Griffin & Lim 1984), with the STFT settings of data.log_mel."""
-    lo, hi = data.LOG_MEL_RANGE
-    mel_mag = torch.exp((mel.float() + 1) / 2 * (hi - lo) + lo)              # (B, 80, F): undo log_mel's map
-    fb = data.mel_filterbank()                                               # (80, 513)
-    magnitude = (torch.linalg.pinv(fb) @ mel_mag).clamp(min=0)               # (B, 513, F): least squares
-    window = torch.hann_window(data.MEL_WINDOW)
-    stft = dict(n_fft=data.MEL_NFFT, hop_length=data.MEL_HOP, win_length=data.MEL_WINDOW, window=window)
-    length = mel.shape[-1] * data.MEL_HOP
-    # The STFT of data.log_mel has one frame more than the mel keeps (the frame centred past the end).
-    magnitude = torch.nn.functional.pad(magnitude, (0, 1), mode="replicate")
-    phase = torch.rand(magnitude.shape, generator=generator) * 2 * torch.pi
-    spec = magnitude * torch.exp(1j * phase)
-    for _ in range(iterations):
-        audio = torch.istft(spec, length=length, center=True, **stft)
-        rebuilt = torch.stft(audio, center=True, pad_mode="constant", return_complex=True, **stft)
-        spec = magnitude * torch.exp(1j * rebuilt.angle())
-    return torch.istft(spec, length=length, center=True, **stft)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # 2. The stage checks
 # ---------------------------------------------------------------------------------------------------------------
@@ -204,7 +182,7 @@ def check_vocoder(model, config, real, settings=None):
     mel = data.log_mel(real)                                                 # (B, 80, F)
     out = _generate("vocoder", model, config, mel, None, 0, settings)
     out_swapped = _generate("vocoder", model, config, mel.roll(1, dims=0), None, 0, settings)
-    gl = griffin_lim(mel, generator=torch.Generator().manual_seed(0))
+    gl = vocoder.griffin_lim(mel, generator=torch.Generator().manual_seed(0))
     distance = lambda z: float((data.log_mel(z[:, :real.shape[1]]) - mel).abs().mean())
     return {"log_mel_distance": distance(out), "log_mel_distance_griffin_lim": distance(gl),
             "log_mel_distance_swapped": distance(out_swapped),

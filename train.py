@@ -73,6 +73,8 @@ COMMON = {
     "seed": (0, "seed of every random draw; the same seed and settings give the same run"),
     "device": ("auto", "auto (cuda, then mps, then cpu), or a torch device such as cpu or cuda:1"),
     "resume": (False, "continue from <out>/last.pt exactly where it stopped"),
+    "init": ("", "start a new run from this checkpoint's weights (checkpoints/NAME.pt or a run's last.pt), with its "
+                 "data statistics and a fresh optimizer: how training spans sessions that keep only checkpoints/"),
     "t5": ("", "T5 encoder directory (Hugging Face layout); empty = the shipped demo encoder"),
 }
 
@@ -278,6 +280,7 @@ def export(src, dst):
     ckpt = load_checkpoint(src)
     # The optimizer state (twice the weights) and the live weights are what a resumed run needs, not a sampler.
     slim = {k: ckpt[k] for k in ("format", "stage", "unet", "config", "step", "loss")}
+    slim["prior_steps"] = ckpt.get("prior_steps", 0)            # steps of the runs it was initialised from
     slim["model"] = {k: v.half() for k, v in ckpt["ema"].items()}
     slim["ema"] = None
     save_checkpoint(dst, slim)
@@ -319,6 +322,8 @@ def _train(stage, cfg):
     run = _processes(cfg)                                       # world, rank, device, micro-batch, paths
     ctx, unet_cfg, model, ema_model, opt = _build(stage, cfg, run.device)
     start, resumed_config = _resume(stage, cfg, run, unet_cfg, model, ema_model, opt)
+    if start == 0 and cfg.init:                                 # a new run that carries on an earlier one's weights
+        resumed_config = _initialise(stage, cfg, run, unet_cfg, model, ema_model)
     if start >= cfg.steps:
         _log(run.rank, f"{run.ckpt_path} is already at step {start} of {cfg.steps}; nothing to do.")
         return
@@ -375,7 +380,7 @@ def _save(stage, cfg, run, unet_cfg, model, ema_model, opt, step, loss):
     save_checkpoint(run.ckpt_path, {
         "format": FORMAT, "stage": stage.NAME, "unet": asdict(unet_cfg), "config": vars(cfg),
         "step": step, "loss": loss, "model": model.state_dict(), "ema": ema_model.state_dict(),
-        "optimizer": opt.state_dict(), "world_size": run.world,
+        "optimizer": opt.state_dict(), "world_size": run.world, "prior_steps": run.prior_steps,
         "rng": {"scheme": "seeded(seed, step, rank, micro)", "seed": cfg.seed}})
 
 
@@ -397,7 +402,7 @@ def _processes(cfg):
                             f"{cfg.accum} accumulation step(s).")
     out = Path(cfg.out)
     return SimpleNamespace(world=world, rank=rank, device=device, micro=cfg.batch_size // (world * cfg.accum),
-                           out=out, ckpt_path=out / "last.pt")
+                           out=out, ckpt_path=out / "last.pt", prior_steps=0)
 
 
 def _build(stage, cfg, device):
@@ -445,7 +450,33 @@ def _resume(stage, cfg, run, unet_cfg, model, ema_model, opt):
     model.load_state_dict(ckpt["model"])
     ema_model.load_state_dict(ckpt["ema"])
     opt.load_state_dict(ckpt["optimizer"])
+    run.prior_steps = ckpt.get("prior_steps", 0)
     return ckpt["step"], ckpt["config"]
+
+
+# What an initialising checkpoint and the new run must share: the same network must be asked the same question.
+INIT_FIXED = ("repr", "form", "objective", "schedule", "text_length", "t5")
+
+
+def _initialise(stage, cfg, run, unet_cfg, model, ema_model):
+    """--init=FILE: load FILE's EMA weights (the ones that sample best) into the network and its EMA copy; returns
+    FILE's config, whose data statistics the run keeps (the weights were learned on that scale). The optimizer
+    starts afresh, with its warm-up. [choice] A session on this project's machines keeps checkpoints/ but not
+    runs/, so a long CPU run is continued from the shipped checkpoint, not from last.pt."""
+    ckpt = load_checkpoint(cfg.init)
+    if ckpt["stage"] != stage.NAME or {**asdict(type(unet_cfg)()), **ckpt["unet"]} != asdict(unet_cfg):
+        raise TrainingError(f"{cfg.init} holds a different stage or model size than this run; --init needs a "
+                            f"checkpoint of {stage.NAME} with --preset={cfg.preset}.")
+    for key in INIT_FIXED:
+        old, new = ckpt["config"].get(key, LEGACY.get(key)), getattr(cfg, key, None)
+        if old != new:
+            raise TrainingError(f"{cfg.init} was trained with {key}={old}, not {new}; pass --{key}={old}.")
+    weights = {k: v.float() for k, v in (ckpt.get("ema") or ckpt["model"]).items()}
+    model.load_state_dict(weights)
+    ema_model.load_state_dict(weights)
+    run.prior_steps = ckpt.get("prior_steps", 0) + ckpt["step"]       # steps behind these weights, for the record
+    _log(run.rank, f"initialised from {cfg.init}: {run.prior_steps} earlier steps")
+    return ckpt["config"]
 
 
 def _data(stage, cfg, run, unet_cfg, start, resumed_config):

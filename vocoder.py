@@ -127,6 +127,29 @@ def generate(model, spectrogram, *, config, steps=None, step_kind=None, gamma=No
     return x[:, 0] * (config["signal_scale"] if scaled else 1.0)
 
 
+def griffin_lim(mel, iterations=32, generator=None):
+    """The vocoder with no model, the bar a trained one must clear (make check-stages) and what `--steps-vocoder 0`
+    runs in sample.py. (B, 80, F) log-mel in [-1, 1] -> (B, 160 F) 16 kHz audio: the mel magnitudes are spread back
+    over the STFT bins by least squares (clamped at 0), and a phase is found by Griffin-Lim's alternating
+    projections (Griffin & Lim 1984), with the STFT settings of data.log_mel."""
+    lo, hi = data.LOG_MEL_RANGE
+    mel_mag = torch.exp((mel.float() + 1) / 2 * (hi - lo) + lo)              # (B, 80, F): undo log_mel's map
+    fb = data.mel_filterbank().to(mel_mag.device)                           # (80, 513)
+    magnitude = (torch.linalg.pinv(fb) @ mel_mag).clamp(min=0)               # (B, 513, F): least squares
+    window = torch.hann_window(data.MEL_WINDOW, device=mel_mag.device)
+    stft = dict(n_fft=data.MEL_NFFT, hop_length=data.MEL_HOP, win_length=data.MEL_WINDOW, window=window)
+    length = mel.shape[-1] * data.MEL_HOP
+    # The STFT of data.log_mel has one frame more than the mel keeps (the frame centred past the end).
+    magnitude = torch.nn.functional.pad(magnitude, (0, 1), mode="replicate")
+    phase = torch.rand(magnitude.shape, generator=generator).to(magnitude.device) * 2 * torch.pi   # the seed's draw
+    spec = magnitude * torch.exp(1j * phase)
+    for _ in range(iterations):
+        audio = torch.istft(spec, length=length, center=True, **stft)
+        rebuilt = torch.stft(audio, center=True, pad_mode="constant", return_complex=True, **stft)
+        spec = magnitude * torch.exp(1j * rebuilt.angle())
+    return torch.istft(spec, length=length, center=True, **stft)
+
+
 def preview(model, batch, ctx):
     """Vocode a real test clip's spectrogram: [(spectrogram, None), (output, rate)]."""
     mel = data.log_mel(batch["audio"][:1].to(ctx.device))

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import stage3_superres
+import vocoder
 import train
 from conftest import ROOT
 
@@ -204,3 +205,28 @@ def test_calibration_is_measured_once_and_kept_on_resume(tiny_corpus):
     clash = train.parse_config(stage, [f"--data={tiny_corpus}", "--residual_scale=0.5"])
     with pytest.raises(train.TrainingError, match="calibrated with residual_scale=0.002"):
         train._calibrate(stage, clash, spec, tiny_corpus / "train", recorded)
+
+
+def test_init_starts_a_new_run_from_a_checkpoints_weights_and_statistics(tmp_path, tiny_corpus):
+    """--init=FILE (how a run continues across sessions that keep only checkpoints/): step 0 of the new run holds
+    FILE's EMA weights in both the network and its EMA copy, the recorded data statistics, and the earlier steps
+    counted; a checkpoint of another stage is refused with one sentence."""
+    stage = stage3_superres.STAGE
+    train.train(stage, config(stage, tmp_path / "first", tiny_corpus, "--steps=3"))
+    train.export(tmp_path / "first" / "last.pt", tmp_path / "first.pt")
+    exported = train.load_checkpoint(tmp_path / "first.pt")
+    cfg = config(stage, tmp_path / "second", tiny_corpus, f"--init={tmp_path / 'first.pt'}")
+    run = train._processes(cfg)
+    ctx, unet_cfg, model, ema_model, opt = train._build(stage, cfg, run.device)
+    recorded = train._initialise(stage, cfg, run, unet_cfg, model, ema_model)
+    for name, value in exported["model"].items():
+        assert torch.equal(model.state_dict()[name], value.float()), name
+        assert torch.equal(ema_model.state_dict()[name], value.float()), name
+    assert run.prior_steps == 3 and recorded["residual_scale"] == exported["config"]["residual_scale"]
+    # A whole run from it carries the count on, and its export keeps it.
+    train.train(stage, config(stage, tmp_path / "second", tiny_corpus, "--steps=2", f"--init={tmp_path / 'first.pt'}"))
+    second = train.load_checkpoint(tmp_path / "second" / "last.pt")
+    assert second["prior_steps"] == 3 and second["config"]["residual_scale"] == exported["config"]["residual_scale"]
+    vocoder_cfg = config(vocoder.STAGE, tmp_path / "third", tiny_corpus, f"--init={tmp_path / 'first.pt'}")
+    with pytest.raises(train.TrainingError, match="different stage"):
+        train.train(vocoder.STAGE, vocoder_cfg)
