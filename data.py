@@ -371,8 +371,8 @@ class CropCollate:
     to ONE random length in that range, rounded down to a multiple of `multiple` samples (e.g. a U-Net's total
     stride): Sec. 4.1's random 3-4 s crops, with a length that varies from batch to batch, not within one."""
 
-    def __init__(self, rate, crop_range=None, multiple=1):
-        self.rate, self.crop_range, self.multiple = rate, crop_range, multiple
+    def __init__(self, rate, crop_range=None, multiple=1, mel=False):
+        self.rate, self.crop_range, self.multiple, self.mel = rate, crop_range, multiple, mel
 
     def __call__(self, items):
         audio = torch.stack([item["audio"] for item in items])                          # (B, T)
@@ -386,28 +386,34 @@ class CropCollate:
                                 f"{self.multiple} samples; use longer crops.")
             offsets = torch.randint(0, audio.shape[1] - length + 1, (len(items),), generator=gen)
             audio = torch.stack([a[o: o + length] for a, o in zip(audio, offsets.tolist())])  # (B, length)
-        return {"audio": audio, "caption": [item["caption"] for item in items]}
+        batch = {"audio": audio, "caption": [item["caption"] for item in items]}
+        # The log-mel of the spectrogram stages is computed here, in the loader's worker processes, where it overlaps
+        # the network's step; in the loss it cost a third of a CPU step (issue 13). (B, 80, length // 160)
+        if self.mel:
+            batch["mel"] = log_mel(audio)
+        return batch
 
 
 def make_loader(folder, rate, batch_size, *, crop_seconds=None, crop_range=None, multiple=1, num_workers=2,
-                seed=0, rank=0, world_size=1, shuffle=True, forever=False, start=0, clips=0):
+                seed=0, rank=0, world_size=1, shuffle=True, forever=False, start=0, clips=0, mel=False):
     """One epoch per iteration (forever=False), or an endless stream of batches that begins `start` items in.
-    With crop_range, items are read at its upper length and the collate function cuts the batch (CropCollate)."""
+    With crop_range, items are read at its upper length and the collate function cuts the batch (CropCollate);
+    mel=True adds each batch's log-mel as batch["mel"]."""
     item_seconds = crop_range[1] if crop_range is not None else crop_seconds
     dataset = AudioCaptionDataset(folder, rate, crop_seconds=item_seconds, seed=seed, clips=clips)
     sampler = ShardedSampler(len(dataset), seed=seed, rank=rank, world_size=world_size, shuffle=shuffle,
                              forever=forever, start=start)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      collate_fn=CropCollate(rate, crop_range, multiple), persistent_workers=num_workers > 0)
+                      collate_fn=CropCollate(rate, crop_range, multiple, mel), persistent_workers=num_workers > 0)
 
 
 def step_loader(folder, rate, *, micro_batch, accum=1, crop_range=None, multiple=1, seed=0, start_step=0, rank=0,
-                world_size=1, num_workers=2, clips=0):
+                world_size=1, num_workers=2, clips=0, mel=False):
     """The training loop's endless batches: a run resumed at `start_step` continues the data stream where the
     interrupted one stopped (start_step * accum micro-batches of micro_batch items per rank), without re-reading."""
     return make_loader(folder, rate, micro_batch, crop_range=crop_range, multiple=multiple, num_workers=num_workers,
                        seed=seed, rank=rank, world_size=world_size, forever=True,
-                       start=start_step * accum * micro_batch, clips=clips)
+                       start=start_step * accum * micro_batch, clips=clips, mel=mel)
 
 
 def fixed_batch(folder, rate, n=1, seconds=None, multiple=1):

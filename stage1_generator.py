@@ -78,7 +78,7 @@ def data_spec(cfg, unet_cfg):
     # Full clips; the spectrogram is computed from 16 kHz audio (PAPER_NOTES §5), the waveform is 3.2 kHz.
     rate = data.MEL_RATE if _is_spec(cfg) else WAVE_RATE
     return {"rate": rate, "crop_range": (cfg.seconds, cfg.seconds), "multiple": data.MEL_HOP if _is_spec(cfg) else 1,
-            "preview_seconds": cfg.seconds}
+            "preview_seconds": cfg.seconds, "mel": _is_spec(cfg)}
 
 
 def calibrate(cfg, audio):
@@ -103,12 +103,13 @@ def _checked(config):
     return form
 
 
-def to_x0(audio, config):
+def to_x0(audio, config, mel=None):
     """A batch of clips -> the signal this generator models: (B, 1, T) audio or (B, 80, F) log-mel, unit-scaled in
-    the scaled form. config: the training config as a dict (vars(cfg), or a checkpoint's "config")."""
+    the scaled form. config: the training config as a dict (vars(cfg), or a checkpoint's "config"); mel: the
+    clips' log-mel if the loader already computed it (data.CropCollate)."""
     scaled = _checked(config) == "scaled"
     if config["repr"] == "spec":
-        mel = data.log_mel(audio)                                             # (B, 80, F) in [-1, 1]
+        mel = data.log_mel(audio) if mel is None else mel                     # (B, 80, F) in [-1, 1]
         return data.standardise_mel(mel, config) if scaled else mel
     return (audio / (config["signal_scale"] if scaled else 1.0))[:, None]    # (B, 1, T)
 
@@ -148,7 +149,8 @@ def loss(model, batch, ctx):
     """One batch of clips and captions -> the diffusion loss (eq. 1, Table 2's weight and schedule), with 10% of
     the examples' text dropped so that the same network is also the unconditional model guidance needs."""
     cfg, g, dev = ctx.cfg, ctx.generator, ctx.device
-    x0 = to_x0(batch["audio"].to(dev), vars(cfg))                            # (B, 1, T) or (B, 80, F)
+    mel = batch["mel"].to(dev) if "mel" in batch else None                   # computed in the loader's workers
+    x0 = to_x0(batch["audio"].to(dev), vars(cfg), mel)                       # (B, 1, T) or (B, 80, F)
     text_emb, text_mask = ctx.text(batch["caption"])
     drop = (torch.rand(x0.shape[0], generator=g) < cfg.text_dropout).to(dev)   # Sec. 4.1: 10% text dropout
     fn = _model_fn(model, text_emb, text_mask)

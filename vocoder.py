@@ -63,7 +63,7 @@ def model_config(cfg, text_dim=0):
 
 def data_spec(cfg, unet_cfg):
     return {"rate": RATE, "crop_range": (cfg.crop_min, cfg.crop_max), "multiple": data.MEL_HOP,
-            "preview_seconds": 4.0}
+            "preview_seconds": 4.0, "mel": True}
 
 
 def calibrate(cfg, audio):
@@ -91,7 +91,8 @@ def _model_fn(model, spectrogram, cond_noise):
 def loss(model, batch, ctx):
     cfg, g = ctx.cfg, ctx.generator
     audio = batch["audio"].to(ctx.device)                                     # (B, T) 16 kHz, T = 160 F
-    mel = standardise(data.log_mel(audio), vars(cfg))                         # (B, 80, F)
+    mel = batch["mel"].to(ctx.device) if "mel" in batch else data.log_mel(audio)   # from the loader's workers
+    mel = standardise(mel, vars(cfg))                                         # (B, 80, F)
     mel, u = diffusion.corrupt_condition(mel, t_max=cfg.t_max, schedule=cfg.schedule, generator=g,
                                          blur="2d")                          # Sec. 4.1: 5x5 blur, std 0.2-1.0
     x0 = (audio / (cfg.signal_scale if cfg.form == "scaled" else 1.0))[:, None]   # (B, 1, T)

@@ -163,6 +163,16 @@ def test_crop_range_batches_share_one_length(folder):
     assert first["audio"].shape[1] == lengths[0]                     # same seed, same batches
 
 
+def test_the_loader_computes_the_log_mel_in_its_workers(folder):
+    """mel=True: each batch carries its audio's log-mel, computed in a worker process, exactly what the loss would
+    compute itself (the spectrogram stages read it from the batch)."""
+    loader = data.make_loader(folder, 16000, 2, crop_range=(0.5, 0.8), multiple=160, num_workers=1, seed=3,
+                              mel=True)
+    batch = next(iter(loader))
+    assert batch["mel"].shape == (2, data.MEL_BINS, batch["audio"].shape[1] // data.MEL_HOP)
+    assert torch.allclose(batch["mel"], data.log_mel(batch["audio"]), atol=1e-6)
+
+
 def test_sampler_shards_epochs_and_resumes():
     shards = [data.ShardedSampler(10, seed=1, rank=r, world_size=3) for r in range(3)]
     epoch0 = [list(s) for s in shards]
