@@ -208,9 +208,9 @@ def section_settings(args):
 
 
 def section_step(args):
-    """Where a CPU training step of each stage goes: producing a batch (decode, resample and crop, done in
-    the DataLoader's worker processes during training) against the step itself (the stage's loss on that batch,
-    including its in-process preparation such as band splitting or the log-mel, plus the backward pass). If a batch
+    """Where a CPU training step of each stage goes: producing a batch (decode, resample and crop, and the log-mel
+    of the spectrogram stages, done in the DataLoader's worker processes during training) against the step itself (the stage's loss on that batch,
+    including its in-process preparation such as band splitting, plus the backward pass). If a batch
     took longer to produce than a step to compute, the workers could not hide it and clips would need caching."""
     import data
     import stage1_generator
@@ -235,7 +235,8 @@ def section_step(args):
         train._calibrate(stage, cfg, spec, folder, None)
         model = build_unet(unet_cfg)
         loader = iter(data.step_loader(folder, spec["rate"], micro_batch=args.step_batch,
-                                       crop_range=spec["crop_range"], multiple=spec["multiple"], num_workers=0))
+                                       crop_range=spec["crop_range"], multiple=spec["multiple"], num_workers=0,
+                                       mel=spec.get("mel", False)))
         batch_times, step_times = [], []
         for i in range(args.reps + 1):
             start = time.perf_counter()

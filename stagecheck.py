@@ -205,6 +205,9 @@ def check_routes(models, real24, captions, t5):
         out["wave"] = mid
     if "vocoder" in models:
         out["spec"] = _generate("vocoder", *models["vocoder"], data.log_mel(real16), None, seed=1)
+    # The spectrogram route with its no-model vocoder (sample.py --steps-vocoder 0), to say what the trained one
+    # costs or gains.
+    out["spec, Griffin-Lim"] = vocoder.griffin_lim(data.log_mel(real16), generator=torch.Generator().manual_seed(1))
     figures = {}
     for route, mid in out.items():
         high = _generate("superres", *models["superres"], mid, None, seed=2) if "superres" in models else \

@@ -132,7 +132,7 @@ def test_stage_check_runs_and_sees_the_exact_given_band(tmp_path, tiny_corpus):
         assert min(c["added_band_lsd"], c["added_band_lsd_plain"], c["added_band_lsd_swapped"]) > 0
         assert set(c["teacher_forced"]) == set(stagecheck.TEACHER_TIMES)
     assert 0 < result["vocoder"]["log_mel_distance_griffin_lim"] < result["vocoder"]["log_mel_distance"]
-    assert set(result["routes"]) == {"wave", "spec"}
+    assert set(result["routes"]) == {"wave", "spec", "spec, Griffin-Lim"}
     text = stagecheck.format_report(result)
     assert "given band 0-8 kHz" in text and "Griffin-Lim" in text
 
@@ -147,3 +147,14 @@ def test_figures_of_files_tell_notes_from_noise(tmp_path):
     assert flat_notes < 0.15 < 0.5 < flat_noise and persist_notes > 0.6 > 0.1 > persist_noise
     (tmp_path / "bad.wav").write_bytes(b"not audio")
     assert stagecheck.main(["--figures", str(tmp_path / "bad.wav")]) == 2
+
+
+def test_evaluation_reports_the_sets_median_figures():
+    """make eval's two model-free columns are the medians over the set of each clip's figures: a set of two
+    melodies and one noise reads as music, a set of two noises and one melody as noise."""
+    import evaluate
+    noise = [0.1 * torch.randn(4 * RATE, generator=torch.Generator().manual_seed(s)) for s in (1, 2)]
+    mostly_music = evaluate.model_free_figures([notes(seed=0), notes(seed=1), noise[0]])
+    mostly_noise = evaluate.model_free_figures([noise[0], noise[1], notes(seed=0)])
+    assert mostly_music["flatness"] < 0.15 and mostly_music["persistence"] > 0.6
+    assert mostly_noise["flatness"] > 0.4 and mostly_noise["persistence"] < 0.2
