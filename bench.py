@@ -10,7 +10,8 @@ how much of the time goes to arithmetic rather than to memory traffic and small-
     python bench.py --quick    # tiny presets only
     python bench.py --only route   # the whole cascade, 30 s of music, per stage (the sample speed target)
     python bench.py --only settings  # cascader/vocoder/SR: stagecheck's figures for steps x gamma
-    python bench.py --only step      # cascader/vocoder/SR: producing a training batch against computing the step
+    python bench.py --only generator-settings   # the spectrogram generator's samples for steps, step lists, guidance
+    python bench.py --only step      # every stage: producing a training batch against computing the step
 
 Route section: sample.py's whole waveform route (and the spectrogram route) with its default settings and the
 shipped checkpoints: 30 s of 24 kHz music, timed per stage with the peak memory. Target: at most 60 s on a 2-core
@@ -207,6 +208,31 @@ def section_settings(args):
                 print(f"    steps {steps:3d} gamma {gamma:.0f}: {figures}, {time.perf_counter() - start:.0f} s")
 
 
+GENERATOR_SETTINGS = [dict(steps=30, step_kind="back-eval"), dict(steps=30, step_kind="uniform"),
+                      dict(steps=30, step_kind="front"), dict(steps=60, step_kind="back-eval"),
+                      dict(steps=30, step_kind="back-eval", guidance=1.0), dict(steps=30, step_kind="back-eval",
+                                                                                 guidance=10.0)]
+
+
+def section_generator_settings(args):
+    """The spectrogram generator's sampler settings (steps, Table 7's step lists, guidance) judged by what they make:
+    one 10 s sample from each of the first --clips held-out test clips' captions, turned into audio by Griffin-Lim,
+    and the two model-free figures (overfit.judge_generator; real clips ~0.06 and ~0.8). Table 3's back-heavy
+    evaluation list jumps from log-SNR +0.7 straight to the output (issue 13): here it meets the alternatives."""
+    import overfit
+    import train
+    ckpt = train.load_checkpoint(f"{args.checkpoints}/spectrogram-generator.pt")
+    folder = f"{args.data}/test"
+    print(f"\nspectrogram generator (step {ckpt['step']}) on {args.clips} test captions, 10 s each, Griffin-Lim")
+    for settings in GENERATOR_SETTINGS:
+        start = time.perf_counter()
+        result, _ = overfit.judge_generator(ckpt, folder, args.clips, 10.0, settings)
+        s = result["samples"]
+        print(f"  {settings}: flatness {s['flatness']:.3f}, persistence {s['persistence']:.3f} (real "
+              f"{result['real']['flatness']:.3f}, {result['real']['persistence']:.3f}), "
+              f"{time.perf_counter() - start:.0f} s")
+
+
 def section_step(args):
     """Where a CPU training step of each stage goes: producing a batch (decode, resample and crop, and the log-mel
     of the spectrogram stages, done in the DataLoader's worker processes during training) against the step itself (the stage's loss on that batch,
@@ -257,7 +283,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     parser.add_argument("--reps", type=int, default=5, help="timed runs per model; the minimum is reported")
     parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--only", choices=["unet", "route", "settings", "step"], default=None, help="run one section")
+    parser.add_argument("--only", choices=["unet", "route", "settings", "generator-settings", "step"], default=None,
+                        help="run one section")
     parser.add_argument("--step-batch", type=int, default=8, help="batch of the training-step section")
     parser.add_argument("--data", default="data/music21", help="corpus for the settings section (make data)")
     parser.add_argument("--clips", type=int, default=4, help="test clips for the settings section")
@@ -273,6 +300,8 @@ def main():
         section_route(args)
     if args.only in (None, "settings"):
         section_settings(args)
+    if args.only in (None, "generator-settings"):
+        section_generator_settings(args)
     if args.only in (None, "step"):
         section_step(args)
 

@@ -78,8 +78,9 @@ def train_stage(name, clips, extra, out, fresh):
 
 
 @torch.no_grad()
-def judge_generator(ckpt, folder, clips, seconds):
-    """Sample each clip's caption; the figures of the samples and of the real clips."""
+def judge_generator(ckpt, folder, clips, seconds, settings=None):
+    """Sample each clip's caption (sampler `settings` over the stage's SAMPLING); the figures of the samples and of
+    the real clips."""
     config = ckpt["config"]
     spec = config["repr"] == "spec"
     rate = data.MEL_RATE if spec else stage1_generator.WAVE_RATE
@@ -88,7 +89,7 @@ def judge_generator(ckpt, folder, clips, seconds):
     emb, mask = t5.encode(real["caption"], max_length=config["text_length"])
     model = train.model_from_checkpoint(ckpt)
     out = stage1_generator.generate(model, emb, mask, config=config, seconds=seconds,
-                                    generator=torch.Generator().manual_seed(0))     # (N, 80, F) or (N, T)
+                                    generator=torch.Generator().manual_seed(0), **(settings or {}))  # (N, 80, F) / (N, T)
     audio = vocoder.griffin_lim(out, generator=torch.Generator().manual_seed(0)) if spec else out
     profile = lambda a: data.log_mel(data.resample(a, rate, data.MEL_RATE)).mean(dim=2)   # (N, 80) mean spectrum
     distance = torch.cdist(profile(audio), profile(real["audio"]))                         # (samples, clips)
