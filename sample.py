@@ -179,27 +179,31 @@ def run(prompt, *, route="wave", seconds=30.0, n=1, seed=0, settings=None, check
     first = dict(seconds=seconds, batch=n, **({"clip": clip} if clip is not None else {}))
     sketch = timed(names[0], lambda model, c, s: stage1_generator.generate(model, text_emb, text_mask, config=c,
                                                                             **first, **s))  # (n, T/7.5) or (n, 80, F)
-    if route == "wave":
+    if names[1] in bare:                                     # Griffin-Lim (NO_MODEL)
+        mid = no_model(names[1], sketch, gen, log)                                             # (n, 16000 s)
+    elif route == "wave":
         mid = timed(names[1], lambda model, c, s: stage2_cascader.generate(model, sketch, text_emb, text_mask,
                                                                             config=c, **s))  # (n, 16000 s)
-    elif names[1] in bare:
-        log(f"vocoder: none (0 steps: {NO_MODEL['vocoder']})")
-        start = time.perf_counter()
-        mid = vocoder.griffin_lim(sketch, generator=gen)                                       # (n, 16000 s)
-        log(f"  {time.perf_counter() - start:.1f} s")
     else:
         mid = timed(names[1], lambda model, c, s: vocoder.generate(model, sketch, config=c, **s))  # (n, 16000 s)
-    if names[2] in bare:
-        log(f"superres: none (0 steps: {NO_MODEL['superres']})")
-        high = data.resample(mid, stage3_superres.LOW_RATE, OUT_RATE)
-    else:
-        high = timed(names[2], lambda model, c, s: stage3_superres.generate(model, mid, config=c, **s))
+    high = no_model(names[2], mid, gen, log) if names[2] in bare else \
+        timed(names[2], lambda model, c, s: stage3_superres.generate(model, mid, config=c, **s))    # (n, 24000 s)
     # Rounding inside the stages may leave the output a sample long or short of the request: (n, 24000 s).
     length = round(seconds * OUT_RATE)
     high = torch.nn.functional.pad(high, (0, max(0, length - high.shape[1])))[:, :length]
     stages = [(names[0], sketch, stage1_generator.WAVE_RATE if route == "wave" else None),
               (names[1], mid, stage2_cascader.RATE), (names[2], high, OUT_RATE)]
     return {"audio": high.cpu(), "stages": stages, "timings": timings, "prompt": prompt}
+
+
+def no_model(name, signal, generator, log=print):
+    """A stage asked for 0 steps gives its answer without a model (NO_MODEL): the vocoder's (n, 80, F) log-mel ->
+    Griffin-Lim's (n, 160 F) 16 kHz audio; super-resolution's (n, T) 16 kHz audio -> (n, 1.5 T) FFT-resampled."""
+    start = time.perf_counter()
+    out = vocoder.griffin_lim(signal, generator=generator) if name == "vocoder" else \
+        data.resample(signal, stage3_superres.LOW_RATE, OUT_RATE)
+    log(f"{SHORT[name]}: none (0 steps: {NO_MODEL[name]}), {time.perf_counter() - start:.1f} s")
+    return out
 
 
 def encode_prompt(prompt, n, models, names, device, log=print):
