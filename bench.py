@@ -210,8 +210,10 @@ def section_settings(args):
 
 GENERATOR_SETTINGS = [dict(steps=30, step_kind="back-eval"), dict(steps=30, step_kind="uniform"),
                       dict(steps=30, step_kind="front"), dict(steps=60, step_kind="back-eval"),
-                      dict(steps=30, step_kind="back-eval", guidance=1.0), dict(steps=30, step_kind="back-eval",
-                                                                                 guidance=10.0)]
+                      dict(steps=60, step_kind="front"), dict(steps=100, step_kind="back-eval"),
+                      dict(steps=100, step_kind="front"), dict(steps=200, step_kind="back-eval"),
+                      dict(steps=100, step_kind="back-eval", guidance=1.0),
+                      dict(steps=100, step_kind="back-eval", guidance=10.0)]
 
 
 def section_generator_settings(args):
