@@ -78,7 +78,8 @@ sample: $(VENV)/.stamp
 train-generator: $(VENV)/.stamp
 	$(LAUNCH) stage1_generator.py --repr=wave $(TRAIN_ARGS)
 
-# Stage 1, spectrogram generator: text -> 80-bin log-mel, 30 s clips. Tiny: ~0.5 s/step on a 2-core CPU.
+# Stage 1, spectrogram generator: text -> 80-bin log-mel; trains on 2.88 s crops x 32 [choice], samples 30 s.
+# Tiny: ~0.43 s/step on a 2-core CPU (one process, one loader worker).
 train-spec-generator: $(VENV)/.stamp
 	$(LAUNCH) stage1_generator.py --repr=spec $(TRAIN_ARGS)
 
