@@ -65,7 +65,7 @@ data: $(VENV)/.stamp-data
 bench: $(VENV)/.stamp
 	$(PY) bench.py $(ARGS)
 
-# Text -> music with the checkpoints in checkpoints/. PROMPT, SECONDS (30), SEED (0), ROUTE (wave|spec), N (1),
+# Text -> music with the checkpoints in checkpoints/. PROMPT, SECONDS (30), SEED (0), ROUTE (spec|wave), N (1),
 # OUT (samples/<prompt>.wav); any sample.py flag through ARGS, e.g. ARGS="--steps-generator 50".
 sample: $(VENV)/.stamp
 	$(PY) sample.py --prompt "$(PROMPT)" $(if $(SECONDS),--seconds $(SECONDS)) $(if $(SEED),--seed $(SEED)) \

@@ -237,9 +237,10 @@ def section_generator_settings(args):
 
 def section_step(args):
     """Where a CPU training step of each stage goes: producing a batch (decode, resample and crop, and the log-mel
-    of the spectrogram stages, done in the DataLoader's worker processes during training) against the step itself (the stage's loss on that batch,
-    including its in-process preparation such as band splitting, plus the backward pass). If a batch
-    took longer to produce than a step to compute, the workers could not hide it and clips would need caching."""
+    of the spectrogram stages, done in the DataLoader's worker processes during training) against the step itself
+    (the stage's loss on that batch, including its in-process preparation such as band splitting, plus the backward
+    pass). If a batch took longer to produce than a step to compute, the workers could not hide it and clips would
+    need caching."""
     import data
     import stage1_generator
     import stage2_cascader

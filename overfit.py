@@ -89,7 +89,7 @@ def judge_generator(ckpt, folder, clips, seconds, settings=None):
     emb, mask = t5.encode(real["caption"], max_length=config["text_length"])
     model = train.model_from_checkpoint(ckpt)
     out = stage1_generator.generate(model, emb, mask, config=config, seconds=seconds,
-                                    generator=torch.Generator().manual_seed(0), **(settings or {}))  # (N, 80, F) / (N, T)
+                                    generator=torch.Generator().manual_seed(0), **(settings or {}))  # (N, 80, F)/(N, T)
     audio = vocoder.griffin_lim(out, generator=torch.Generator().manual_seed(0)) if spec else out
     profile = lambda a: data.log_mel(data.resample(a, rate, data.MEL_RATE)).mean(dim=2)   # (N, 80) mean spectrum
     distance = torch.cdist(profile(audio), profile(real["audio"]))                         # (samples, clips)

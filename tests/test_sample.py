@@ -25,7 +25,8 @@ def run(tmp_path, *args, name="out.wav"):
 def test_real_command_writes_24khz_wav_and_every_stage(tmp_path):
     out = tmp_path / "organ.wav"
     r = subprocess.run([sys.executable, "sample.py", "--prompt", "a slow chorale on a church organ", "--seconds",
-                        "3", "--out", str(out), *FAST], cwd=ROOT, capture_output=True, text=True, timeout=300)
+                        "3", "--route", "wave", "--out", str(out), *FAST], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300)
     assert r.returncode == 0, r.stderr
     audio, rate = sf.read(out, dtype="float32")
     info = sf.info(out)
@@ -63,7 +64,8 @@ def test_superres_with_zero_steps_is_plain_resampling():
     import data
     settings = sample.resolve_settings({name: {"steps": 2} for name in sample.ROUTES["wave"]})
     settings["superres"]["steps"] = 0
-    result = sample.run("a fiddle tune", seconds=2.0, settings=settings, progress=False, log=lambda *a: None)
+    result = sample.run("a fiddle tune", route="wave", seconds=2.0, settings=settings, progress=False,
+                        log=lambda *a: None)
     (_, mid, mid_rate), (_, high, high_rate) = result["stages"][1:]
     assert (mid_rate, high_rate) == (16000, 24000) and "superres" not in result["timings"]
     assert torch.allclose(result["audio"], data.resample(mid, 16000, 24000)[:, :48000])
@@ -105,10 +107,12 @@ def test_odd_prompts_still_make_music(tmp_path, prompt, capsys):
     (["--seconds", "-5"], "at least 0.1 seconds"),
     (["--seconds", "3600"], "10-minute limit"),
     (["--route", "midi"], "unknown route"),
-    (["--schedule-generator", "sideways"], "unknown step schedule"),
-    (["--gamma-cascader", "2"], "gamma for the cascader"),
+    (["--route", "wave", "--schedule-generator", "sideways"], "unknown step schedule"),
+    (["--route", "wave", "--gamma-cascader", "2"], "gamma for the cascader"),
+    (["--schedule-spec-generator", "sideways"], "unknown step schedule"),
     (["--n", "0"], "between 1 and 64"),
-    (["--checkpoints", "/nonexistent"], "make train-generator"),
+    (["--route", "wave", "--checkpoints", "/nonexistent"], "make train-generator"),
+    (["--checkpoints", "/nonexistent"], "make train-spec-generator"),
 ])
 def test_bad_requests_are_one_sentence(tmp_path, args, message, capsys):
     code, out = run(tmp_path, "--prompt", "x", *args)
