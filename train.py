@@ -467,8 +467,8 @@ def _initialise(stage, cfg, run, unet_cfg, model, ema_model):
     if ckpt["stage"] != stage.NAME or {**asdict(type(unet_cfg)()), **ckpt["unet"]} != asdict(unet_cfg):
         raise TrainingError(f"{cfg.init} holds a different stage or model size than this run; --init needs a "
                             f"checkpoint of {stage.NAME} with --preset={cfg.preset}.")
-    for key in INIT_FIXED:
-        old, new = ckpt["config"].get(key, LEGACY.get(key)), getattr(cfg, key, None)
+    for key in (k for k in INIT_FIXED if hasattr(cfg, k)):            # MuLan has no repr or form, say
+        old, new = ckpt["config"].get(key, LEGACY.get(key)), getattr(cfg, key)
         if old != new:
             raise TrainingError(f"{cfg.init} was trained with {key}={old}, not {new}; pass --{key}={old}.")
     weights = {k: v.float() for k, v in (ckpt.get("ema") or ckpt["model"]).items()}
