@@ -1,8 +1,8 @@
 """Text in, music out: chain the trained stages into ~30 s of 24 kHz audio (Sec. 1, 3.3; PAPER_NOTES §1).
 
-    waveform route             text --T5--> generator (3.2 kHz) --> cascader (16 kHz) --> super-resolution (24 kHz)
+    waveform route              text --T5--> generator (3.2 kHz) --> cascader (16 kHz) --> super-resolution (24 kHz)
     spectrogram route (default) text --T5--> spectrogram generator (log-mel) --> vocoder (16 kHz) --> super-res (24 kHz)
-                               (the vocoder is Griffin-Lim, no model, by default: DEFAULTS says why)
+                                (the vocoder is Griffin-Lim, no model, by default: DEFAULTS says why)
 
     make sample PROMPT="a slow baroque chorale on a church organ"
     python sample.py --prompt "..." [--route wave|spec] [--seconds 30] [--seed 0] [--n 1] [--out FILE.wav] ...
@@ -60,14 +60,15 @@ ROUTES = {"wave": ("waveform-generator", "waveform-cascader", "superres"),
           "spec": ("spectrogram-generator", "vocoder", "superres")}
 # [choice, issue 13] The default route is chosen by measurement, not by the paper's finding at scale: on 16 held-out
 # prompts (make eval) the spectrogram route's 30 s outputs have median flatness 0.249 and persistence 0.622, the
-# waveform route's 0.472 and 0.308 (stationary noise ~0.56 and ~0; real clips 0.058 and 0.844). The waveform route
+# waveform route's 0.424 and 0.476 (stationary noise ~0.56 and ~0; real clips 0.058 and 0.844). The waveform route
 # is closer to the corpus on FAD and MuLan similarity, which a matching average spectrum can satisfy; only the
 # spectrogram route has note-like structure. --route wave is one flag away.
 DEFAULT_ROUTE = "spec"
 
 # Each stage's sampling defaults live in its own file (SAMPLING, beside its generate(), with the measured reason
-# wherever they differ from Table 3); this table only gathers them for --help and for checking a request. They use
-# far fewer steps than the paper's 100-1000, so that 30 s of music takes under a minute on a 2-core CPU (bench.py).
+# wherever they differ from Table 3); this table gathers them for --help and for checking a request, with one
+# route-level choice below (which vocoder the spectrogram route runs). They use far fewer steps than the paper's
+# 100-1000, so that 30 s of music takes under a minute on a 2-core CPU (bench.py).
 DEFAULTS = {
     "waveform-generator": stage1_generator.SAMPLING["wave"], "waveform-cascader": stage2_cascader.SAMPLING,
     "spectrogram-generator": stage1_generator.SAMPLING["spec"], "vocoder": vocoder.SAMPLING,
