@@ -1,4 +1,4 @@
-"""Does each conditioned stage do its job?  Checked at sampling time, on held-out real clips (issue 12).
+"""Does each conditioned stage do its job?  Checked at sampling time, on held-out real clips (issues 12, 13).
 
 A training loss that goes down proves little: the first shipped super-resolution stage reached a low loss and yet
 ignored its input entirely. This file asks each stage the questions that would have caught it, with the shipped
@@ -23,6 +23,12 @@ sampling settings (SAMPLING in each stage file), and always next to the answer o
                     colour, near 0 for notes that start and stop
       persistence   the log-mel with each band's and each frame's mean removed, correlated with itself 50 ms
                     later: ~0 for noise or speckle, 0.5-0.9 for real music (harmonic lines last)
+    generators (text -> 3.2 kHz audio or log-mel): does the text matter?
+      teacher-forced  the error of the x0 estimate from a noised real clip with its own caption and with another
+                    clip's, as a share of the error with no text at all (the no-model answer): a generator that
+                    reads its caption scores below 1 with its own and higher with another's
+      correlation   of two samples made with the same seed from two captions (near 1 = the text is ignored), beside
+                    two samples from one caption and two seeds (how much the seed alone moves a sample)
     routes          both routes fed a real clip's first stage (its 3.2 kHz version, or its log-mel), all the way
                     to 24 kHz: the cascade above the generator must preserve music on both figures
 
@@ -43,6 +49,7 @@ import data
 import diffusion
 import residual
 import sample
+import stage1_generator
 import stage2_cascader
 import stage3_superres
 import text_encoder
@@ -192,6 +199,55 @@ def check_vocoder(model, config, real, settings=None):
             "teacher_forced": teacher_forced("vocoder", model, config, real, (None, None))}
 
 
+def _centred_correlation(a, b):
+    """(B, ...) x 2 -> mean over the batch of the cosine similarity of each example with its mean removed."""
+    a, b = (z.reshape(z.shape[0], -1) for z in (a, b))
+    a, b = a - a.mean(dim=1, keepdim=True), b - b.mean(dim=1, keepdim=True)
+    return float(torch.nn.functional.cosine_similarity(a, b, dim=1).mean())
+
+
+@torch.no_grad()
+def check_generator(model, config, audio, text, seconds, settings=None):
+    """Does the text matter to a generator? On real clips (B, T) at its rate (3.2 kHz, or 16 kHz for the log-mel)
+    and their captions `text` = (emb (B, L, D), mask (B, L)):
+
+      teacher_forced  {t: (own, swapped)}: the error of the x0 estimate from the noised real clip with its own
+                      caption, and with another clip's, as a share of the error with no text (the no-model
+                      answer for the text). Own below 1 and below swapped = the model reads the caption.
+      swap_correlation  of two samples with the same seed and two captions (near 1 = the text is ignored), beside
+                      seed_correlation, two seeds and the same caption (how much the noise alone changes a sample).
+    Both in the model's own units (standardised mel bins or unit-RMS audio in the scaled form)."""
+    emb, mask = text
+    swapped = (emb.roll(1, dims=0), mask.roll(1, dims=0))
+    x0 = stage1_generator.to_x0(audio, config)                              # (B, 80, F) or (B, 1, T)
+    g = torch.Generator().manual_seed(0)
+    ratios = {}
+    for t in TEACHER_TIMES:
+        tt = torch.full((x0.shape[0],), t)
+        alpha, sigma = diffusion.alpha_sigma(tt, config["schedule"])
+        x_t = diffusion._bcast(alpha, x0) * x0 + diffusion._bcast(sigma, x0) * torch.randn(x0.shape, generator=g)
+
+        def error(**kw):
+            x0_hat, _ = diffusion.to_x0_eps(model(x_t, tt, **kw), x_t, alpha, sigma, config["objective"])
+            return float((x0_hat - x0).pow(2).mean())
+        none = max(error(), 1e-20)
+        ratios[t] = (error(text_emb=emb, text_mask=mask) / none,
+                     error(text_emb=swapped[0], text_mask=swapped[1]) / none)
+
+    def sample(seed, prompt):
+        out = stage1_generator.generate(model, *prompt, config=config, seconds=seconds,
+                                        generator=torch.Generator().manual_seed(seed), **(settings or {}))
+        spec = config["repr"] == "spec"                                      # out: (B, 80, F) mel or (B, T)
+        return stage1_generator.to_x0(None, config, mel=out) if spec else stage1_generator.to_x0(out, config)
+    first = sample(0, text)
+    return {"teacher_forced": ratios, "swap_correlation": _centred_correlation(first, sample(0, swapped)),
+            "seed_correlation": _centred_correlation(first, sample(1, text))}
+
+
+GENERATORS = ("spectrogram-generator", "waveform-generator")
+GENERATOR_RATES = {"wave": stage1_generator.WAVE_RATE, "spec": data.MEL_RATE}   # the audio each one is trained on
+
+
 def check_routes(models, real24, captions, t5):
     """Both routes from a real clip's first stage to 24 kHz: {route: (flatness, persistence)} medians."""
     out = {}
@@ -229,18 +285,19 @@ def run(folder, checkpoints, n=6, seconds=4.0, route_seconds=10.0, log=print):
     """Every check whose checkpoint exists in `checkpoints`, on the first n clips of `folder`; returns a dict."""
     torch.manual_seed(0)
     models = {}
-    for name in ("waveform-cascader", "vocoder", "superres"):
+    for name in GENERATORS + ("waveform-cascader", "vocoder", "superres"):
         if (Path(checkpoints) / f"{name}.pt").is_file():
             models[name] = sample.load_stage(checkpoints, name, torch.device("cpu"))
-    if not models:
+    if not set(models) - set(GENERATORS):
         raise train.CheckpointError(f"no conditioned stage checkpoint in {checkpoints}; run `make train-cascader`, "
                                     f"`make train-vocoder` or `make train-superres` first.")
+    # One T5 for every stage that reads text; each must have been trained with an encoder of its width.
     t5 = None
-    if "waveform-cascader" in models:
-        model, config = models["waveform-cascader"]
-        t5 = text_encoder.load_t5(config.get("t5") or text_encoder.DEMO_T5_DIR)
+    for name in [name for name in models if name in GENERATORS or name == "waveform-cascader"]:
+        model, config = models[name]
+        t5 = t5 or text_encoder.load_t5(config.get("t5") or text_encoder.DEMO_T5_DIR)
         if t5.dim != model.config.text_dim:
-            raise sample.SampleError(f"the cascader was trained with a {model.config.text_dim}-wide text encoder but "
+            raise sample.SampleError(f"the {name} was trained with a {model.config.text_dim}-wide text encoder but "
                                      f"{config.get('t5') or 'the demo encoder'} is {t5.dim} wide.")
     result = {"clips": n, "seconds": seconds}
     real24 = data.fixed_batch(folder, 24000, n=n, seconds=seconds, multiple=1920)
@@ -249,10 +306,14 @@ def run(folder, checkpoints, n=6, seconds=4.0, route_seconds=10.0, log=print):
     result["real"] = {"flatness": _median(flatness(real24["audio"], 24000)),
                       "persistence": _median(persistence(real24["audio"], 24000))}
     for name, (model, config) in models.items():
-        rate = 16000 if name != "superres" else 24000
+        rate = GENERATOR_RATES.get(config.get("repr"), 16000) if name in GENERATORS else \
+            16000 if name != "superres" else 24000
         batch = data.fixed_batch(folder, rate, n=n, seconds=seconds, multiple=1920)
         start = time.perf_counter()
-        if name == "vocoder":
+        if name in GENERATORS:
+            text = t5.encode(batch["caption"], max_length=config["text_length"])
+            result[name] = check_generator(model, config, batch["audio"], text, seconds)
+        elif name == "vocoder":
             result[name] = check_vocoder(model, config, batch["audio"])
         else:
             text = t5.encode(batch["caption"], max_length=config["text_length"]) if name == "waveform-cascader" \
@@ -271,6 +332,14 @@ def format_report(r):
     lines = [f"{r['clips']} {r.get('split', 'held-out')} clips of {r['seconds']:g} s; real clips: flatness "
              f"{r['real']['flatness']:.3f}, "
              f"persistence {r['real']['persistence']:.3f}"]
+    for name in GENERATORS:
+        if name in r:
+            c = r[name]
+            lines += [f"{name} (does the text matter?):",
+                      "  teacher-forced x0 error / no-text error, own caption | another clip's: "
+                      + ", ".join(f"t={t:g} {own:.4f} | {other:.4f}" for t, (own, other) in c["teacher_forced"].items()),
+                      f"  same seed, two captions: sample correlation {c['swap_correlation']:.4f}   (same caption, "
+                      f"two seeds: {c['seed_correlation']:.3f})"]
     for name in ("waveform-cascader", "superres"):
         if name in r:
             c = r[name]

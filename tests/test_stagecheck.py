@@ -125,7 +125,13 @@ def test_stage_check_runs_and_sees_the_exact_given_band(tmp_path, tiny_corpus):
     cfg = train.parse_config(vocoder.STAGE, [])
     _save(tmp_path, "vocoder", unet1d.UNet1D(unet1d.PRESETS["tiny-vocoder"]),
           {**common, "form": "scaled", **vocoder.calibrate(cfg, audio)})
+    import stage1_generator
+    gen_cfg = train.parse_config(stage1_generator.SPEC, ["--text_length=16"])
+    _save(tmp_path, "spectrogram-generator", unet1d.UNet1D(replace(unet1d.PRESETS["tiny-spectrogram-generator"],
+                                                                    text_dim=128)),
+          {**vars(gen_cfg), "t5": "", **stage1_generator.calibrate(gen_cfg, audio)})
     result = stagecheck.run(tiny_corpus / "test", tmp_path, n=2, seconds=1.0, route_seconds=1.0, log=lambda *a: None)
+    assert set(result["spectrogram-generator"]["teacher_forced"]) == set(stagecheck.TEACHER_TIMES)
     for name in ("superres", "waveform-cascader"):
         c = result[name]
         assert c["given_band_error"] < 1e-4 and c["given_band_error_plain"] < 1e-4
@@ -134,7 +140,37 @@ def test_stage_check_runs_and_sees_the_exact_given_band(tmp_path, tiny_corpus):
     assert 0 < result["vocoder"]["log_mel_distance_griffin_lim"] < result["vocoder"]["log_mel_distance"]
     assert set(result["routes"]) == {"wave", "spec", "spec, Griffin-Lim"}
     text = stagecheck.format_report(result)
-    assert "given band 0-8 kHz" in text and "Griffin-Lim" in text
+    assert "given band 0-8 kHz" in text and "Griffin-Lim" in text and "does the text matter" in text
+
+
+def test_generator_check_tells_a_generator_that_ignores_its_text(tiny_corpus):
+    """A spectrogram generator whose cross-attention output is zero cannot read its caption: the check must say
+    so exactly (x0 error with any caption = without; two captions, one seed -> the same sample). Give the same
+    network a non-zero cross-attention and both figures move."""
+    import stage1_generator
+    import text_encoder
+    torch.manual_seed(0)
+    model = unet1d.UNet1D(replace(unet1d.PRESETS["tiny-spectrogram-generator"], text_dim=128, zero_init=False))
+    batch = data.fixed_batch(tiny_corpus / "train", data.MEL_RATE, n=2, seconds=1.0)
+    cfg = train.parse_config(stage1_generator.SPEC, ["--text_length=16"])
+    config = {**vars(cfg), **stage1_generator.calibrate(cfg, batch["audio"])}
+    text = text_encoder.load_t5(text_encoder.DEMO_T5_DIR).encode(batch["caption"], max_length=16)
+    settings = {"steps": 4}
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "cross_attn.to_out" in name:
+                p.zero_()
+    deaf = stagecheck.check_generator(model, config, batch["audio"], text, 1.0, settings)
+    assert all(own == pytest.approx(1.0, abs=1e-6) and other == pytest.approx(1.0, abs=1e-6)
+               for own, other in deaf["teacher_forced"].values())
+    assert deaf["swap_correlation"] == pytest.approx(1.0, abs=1e-6) and deaf["seed_correlation"] < 0.9
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "cross_attn.to_out.weight" in name:
+                p.normal_(0, 5.0)
+    hearing = stagecheck.check_generator(model, config, batch["audio"], text, 1.0, settings)
+    assert any(abs(own - 1) > 1e-3 for own, _ in hearing["teacher_forced"].values())
+    assert hearing["swap_correlation"] < 0.99
 
 
 def test_figures_of_files_tell_notes_from_noise(tmp_path):
