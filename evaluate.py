@@ -122,15 +122,23 @@ def derangement(n, seed=0):
     return out
 
 
+# The files whose code decides what `make sample` writes: an edit to any of them (even a comment) makes new clips.
+SAMPLING_CODE = ("sample.py", "stage1_generator.py", "stage2_cascader.py", "stage3_superres.py", "vocoder.py",
+                 "diffusion.py", "unet1d.py", "residual.py", "data.py", "text_encoder.py")
+
+
 def settings_label(route, settings, seconds, checkpoints="checkpoints"):
-    """A folder name for one route's clips: route, length and a short hash of the route's stages' settings and of
-    their checkpoint files' bytes, so that neither a changed default nor a retrained stage reuses old clips."""
+    """A folder name for one route's clips: route, length and a short hash of the route's stages' settings, of
+    their checkpoint files' bytes and of the sampling code, so that neither a changed default, a retrained stage
+    nor a code change reuses old clips."""
     import hashlib
     import sample
     digest = hashlib.sha1(json.dumps({name: settings[name] for name in sample.ROUTES[route]}, sort_keys=True).encode())
     for name in sample.ROUTES[route]:
         path = Path(checkpoints) / f"{name}.pt"
         digest.update(path.read_bytes() if path.is_file() else b"missing")   # a missing one fails later, clearly
+    for name in SAMPLING_CODE:
+        digest.update((Path(__file__).parent / name).read_bytes())
     return f"{route}-{seconds:g}s-{digest.hexdigest()[:10]}"
 
 

@@ -81,8 +81,9 @@ def test_channel_gaussian_denoiser_reaches_the_closed_form_error():
     assert torch.allclose(eps_err.pow(2).mean(dim=(0, 2)), alpha ** 2 * closed, rtol=0.03)   # eps error = alpha v error
 
 
-def test_clip_folders_change_with_settings_and_with_retrained_checkpoints(tmp_path):
-    """Generated clips are cached under a label; a changed setting or a retrained stage must not reuse them."""
+def test_clip_folders_change_with_settings_and_with_retrained_checkpoints(tmp_path, monkeypatch):
+    """Generated clips are cached under a label; a changed setting, a retrained stage or edited sampling code must
+    not reuse them."""
     import sample
     for name in sample.ROUTES["wave"]:
         (tmp_path / f"{name}.pt").write_bytes(name.encode())
@@ -93,3 +94,9 @@ def test_clip_folders_change_with_settings_and_with_retrained_checkpoints(tmp_pa
                                             30.0, tmp_path)
     (tmp_path / "superres.pt").write_bytes(b"retrained")
     assert label != evaluate.settings_label("wave", settings, 30.0, tmp_path)
+    code = tmp_path / "stage_code.py"                    # an absolute path: joined to the project folder, it wins
+    code.write_text("STEPS = 30\n")
+    monkeypatch.setattr(evaluate, "SAMPLING_CODE", evaluate.SAMPLING_CODE + (str(code),))
+    before = evaluate.settings_label("wave", settings, 30.0, tmp_path)
+    code.write_text("STEPS = 60\n")
+    assert before != evaluate.settings_label("wave", settings, 30.0, tmp_path)
