@@ -54,7 +54,8 @@ WAVE_DEFAULTS = {
 SPEC_DEFAULTS = {
     "repr": ("spec", "wave (3.2 kHz audio, the waveform route) or spec (log-mel, the spectrogram route)"),
     "schedule": ("linear", "noise schedule (Table 2: linear, i.e. the DDPM beta schedule; see diffusion.py)"),
-    "weight": ("sigma", "loss weight: sigma (Table 2; 'crucial for convergence', Sec. 4.1) or simplified"),
+    "weight": ("sigma", "loss weight: sigma (Table 2; 'crucial for convergence', Sec. 4.1), sigma-floor (the shipped "
+                        "model's second run: it taught the text) or simplified"),
     "text_length": (96, "T5 tokens kept per caption (Table 2: 96)"),
     **_SHARED,
     # [choice, issue 13] Crops of 2.88 s (288 frames, 3 bottom positions of the tiny U-Net) in batches of 32,
