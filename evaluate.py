@@ -261,7 +261,10 @@ def run_eval(args, judge, rows):
     import sample
     variants = [("", None)] + ([(", SR by resampling", {"superres": {"steps": 0}})] if args.plain_sr else [])
     for route in args.routes.split(","):
-        for suffix, settings in variants:
+        generator = sample.ROUTES[route][0]
+        # --guidance G,...: each route also with its generator at these guidance scales (Fig. 2's knob, at eval size).
+        scales = [(f", guidance {g:g}", {generator: {"guidance": g}}) for g in getattr(args, "guidance", None) or []]
+        for suffix, settings in variants + scales:
             label = settings_label(route, sample.resolve_settings(settings), args.seconds, args.checkpoints)
             print(f"generating {len(rows)} clips on the {route} route{suffix} into {args.out}/{label}")
             audios = generate_set(rows, route, args.seconds, settings, Path(args.out) / label, args.checkpoints)
@@ -378,6 +381,17 @@ def denoise(args):
     return result
 
 
+def _scales(text):
+    """--guidance's "1,2" -> [1.0, 2.0], or one sentence saying what is wrong."""
+    try:
+        scales = [float(g) for g in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers (e.g. 1,2)") from None
+    if any(g < 0 for g in scales):
+        raise argparse.ArgumentTypeError("guidance scales cannot be negative (1 = no guidance)")
+    return scales
+
+
 def _with_judge(args):
     """The commands that score audio with MuLan: validate, eval, sweep -> their result."""
     import mulan
@@ -414,6 +428,9 @@ def main(argv=None):
     parser.add_argument("--mulan", default="checkpoints/mulan.pt", help="the MuLan checkpoint (make train-mulan)")
     parser.add_argument("--out", default=None, help="folder for generated clips and results (runs/<command>)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the shuffled pairing")
+    parser.add_argument("--guidance", type=_scales, default=None,
+                        metavar="G,...", help="eval: also score each route with its generator at these guidance "
+                                              "scales (e.g. 1,2)")
     parser.add_argument("--plain-sr", action="store_true",
                         help="eval: also score each route with super-resolution replaced by plain resampling "
                              "(sample.py --steps-superres 0), to see what the earlier stages make on their own; "

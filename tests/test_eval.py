@@ -100,3 +100,11 @@ def test_clip_folders_change_with_settings_and_with_retrained_checkpoints(tmp_pa
     before = evaluate.settings_label("wave", settings, 30.0, tmp_path)
     code.write_text("STEPS = 60\n")
     assert before != evaluate.settings_label("wave", settings, 30.0, tmp_path)
+
+
+def test_guidance_scales_flag_parses_or_says_what_is_wrong():
+    import argparse
+    assert evaluate._scales("1,2.5") == [1.0, 2.5]
+    for bad in ("x", "1,,2", "-1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            evaluate._scales(bad)
