@@ -263,7 +263,7 @@ def run_eval(args, judge, rows):
     for route in args.routes.split(","):
         generator = sample.ROUTES[route][0]
         # --guidance G,...: each route also with its generator at these guidance scales (Fig. 2's knob, at eval size).
-        scales = [(f", guidance {g:g}", {generator: {"guidance": g}}) for g in getattr(args, "guidance", None) or []]
+        scales = [(f", guidance {g:g}", {generator: {"guidance": g}}) for g in args.guidance or []]
         for suffix, settings in variants + scales:
             label = settings_label(route, sample.resolve_settings(settings), args.seconds, args.checkpoints)
             print(f"generating {len(rows)} clips on the {route} route{suffix} into {args.out}/{label}")

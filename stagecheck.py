@@ -306,8 +306,7 @@ def run(folder, checkpoints, n=6, seconds=4.0, route_seconds=10.0, log=print):
     result["real"] = {"flatness": _median(flatness(real24["audio"], 24000)),
                       "persistence": _median(persistence(real24["audio"], 24000))}
     for name, (model, config) in models.items():
-        rate = GENERATOR_RATES.get(config.get("repr"), 16000) if name in GENERATORS else \
-            16000 if name != "superres" else 24000
+        rate = GENERATOR_RATES[config["repr"]] if name in GENERATORS else 24000 if name == "superres" else 16000
         batch = data.fixed_batch(folder, rate, n=n, seconds=seconds, multiple=1920)
         start = time.perf_counter()
         if name in GENERATORS:
