@@ -142,6 +142,18 @@ def test_settings_are_checked(tmp_path):
     assert r.returncode == 0 and "--t_max" in r.stdout and "--batch_size" in r.stdout
 
 
+def test_spectrogram_generator_width_setting():
+    """--channel_mults widens the spectrogram generator's U-Net per depth; a wrong count is one sentence."""
+    import stage1_generator
+    stage = stage1_generator.SPEC
+    unet = stage.model_config(train.parse_config(stage, ["--channel_mults=2,2,2,2,3"]), 128)
+    assert unet.widths == [192, 192, 192, 192, 288]
+    assert stage.model_config(train.parse_config(stage, []), 128).widths == [96] * 5    # the preset's
+    for bad in ("2,2", "2,2,2,2,x", "0,1,1,1,1"):
+        with pytest.raises(train.TrainingError, match="--channel_mults takes 5 positive whole numbers"):
+            stage.model_config(train.parse_config(stage, [f"--channel_mults={bad}"]), 128)
+
+
 def test_learning_rate_schedule():
     cfg = SimpleNamespace(lr=1e-4, warmup=10, decay_steps=110)
     assert train.lr_at(0, cfg) == pytest.approx(1e-5) and train.lr_at(9, cfg) == pytest.approx(1e-4)
