@@ -59,8 +59,8 @@ CHECKPOINTS = {
 ROUTES = {"wave": ("waveform-generator", "waveform-cascader", "superres"),
           "spec": ("spectrogram-generator", "vocoder", "superres")}
 # [choice, issue 13] The default route is chosen by measurement, not by the paper's finding at scale: on 16 held-out
-# prompts (make eval) the spectrogram route's 30 s outputs have median flatness 0.213 and persistence 0.680, MuLan
-# audio-text similarity 0.613 and the instrument right for 81%; the waveform route's 0.424, 0.476, 0.346 and 31%
+# prompts (make eval) the spectrogram route's 30 s outputs have median flatness 0.217 and persistence 0.701, MuLan
+# audio-text similarity 0.646 and the instrument right for 75%; the waveform route's 0.424, 0.476, 0.346 and 31%
 # (stationary noise ~0.56 and ~0; real clips 0.058, 0.844, 0.665, 75%). --route wave is one flag away.
 DEFAULT_ROUTE = "spec"
 
