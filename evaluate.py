@@ -206,10 +206,14 @@ class Judge:
             tempo_ok.append(mir.tempo_hits(bpm, rows[j]["bpm"])[0])          # within 10% of the prompt's
             tonic, mode = mir.estimate_key(audio.numpy(), SET_RATE)
             key_ok.append(mode == rows[j]["mode"] and mir.same_key(tonic, rows[j]["key"]))
-        heard = self.instrument(emb["mulan"])
-        out.update(tempo=float(np.mean(tempo_ok)), key=float(np.mean(key_ok)),
-                   instrument=float(np.mean([h == rows[j]["instrument"] for h, j in zip(heard, pairing)])))
-        out.update(model_free_figures(audios))
+        heard = [h == rows[j]["instrument"] for h, j in zip(self.instrument(emb["mulan"]), pairing)]
+        out.update(tempo=float(np.mean(tempo_ok)), key=float(np.mean(key_ok)), instrument=float(np.mean(heard)))
+        figures = model_free_figures(audios)
+        out.update({k: figures[k] for k in ("flatness", "persistence")})
+        # Per clip, in eval.json only: which prompts fail, not just how many (the set's medians hide it).
+        out["clips"] = [{"prompt": rows[j]["prompt"], "tempo": bool(tempo_ok[i]), "key": bool(key_ok[i]),
+                         "instrument": bool(heard[i]), "flatness": figures["each"][i][0],
+                         "persistence": figures["each"][i][1]} for i, j in enumerate(pairing)]
         return out, emb["mulan"]
 
 
@@ -220,7 +224,8 @@ def model_free_figures(audios):
     import stagecheck
     flat = [float(stagecheck.flatness(a[None].float(), SET_RATE)) for a in audios]
     persist = [float(stagecheck.persistence(a[None].float(), SET_RATE)) for a in audios]
-    return {"flatness": float(np.median(flat)), "persistence": float(np.median(persist))}
+    return {"flatness": float(np.median(flat)), "persistence": float(np.median(persist)),
+            "each": list(zip(flat, persist))}
 
 
 COLUMNS = [("FAD_mel", "FAD mel", "{:.3f}"), ("FAD_MuLan", "FAD MuLan", "{:.3f}"),

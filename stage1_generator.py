@@ -70,6 +70,8 @@ SPEC_DEFAULTS = {
     # For experiments on the network's size: the tiny preset is 96 channels at every depth. Twice that (2,2,2,2,2)
     # learned no faster on the overfit check at 2.4 times the time per step (README, "When the output is noise").
     "channel_mults": ("", "channels per depth in units of the preset's base, e.g. 2,2,2,2,2 (empty: the preset's)"),
+    # Blocks at 100 frames/s after the entry conv and before the exit conv (unet1d.UNetConfig.full_rate_blocks).
+    "full_rate_blocks": (0, "blocks at the full frame rate, on each side of the U (0: none, as in Table 8)"),
 }
 
 
@@ -92,7 +94,10 @@ def model_config(cfg, text_dim):
             raise train.TrainingError(f"--channel_mults takes {len(unet.channel_mults)} positive whole numbers "
                                       f"separated by commas (one per depth), not {cfg.channel_mults!r}.")
         unet = replace(unet, channel_mults=mults)
-    return unet
+    n = getattr(cfg, "full_rate_blocks", 0)
+    if n < 0:
+        raise train.TrainingError(f"--full_rate_blocks must be 0 or more, not {n}.")
+    return replace(unet, full_rate_blocks=n)
 
 
 def data_spec(cfg, unet_cfg):

@@ -59,6 +59,8 @@ class UNetConfig:
     fc_skip: bool = True          # Fig. 5's 1x1 "FC" on the block's residual branch; False = identity skip
     mirror_bottom: bool = False   # [choice] True = the deepest depth also has N_D blocks on the up side
     zero_init: bool = True        # [choice] zero the last layer of every residual branch and the exit conv
+    full_rate_blocks: int = 0     # [choice, issue 13] blocks at the input's own rate after the entry conv and before
+                                  # the exit conv (Tab. 8 has none: 0); they start as the identity
 
     def __post_init__(self):
         # Tuples, also when the config comes back from JSON (lists) in a checkpoint.
@@ -259,6 +261,13 @@ class UNet1D(nn.Module):
         # of the frames, repeated to its rate, as DiffWave conditions every layer.
         self.aligned_shallow = (nn.ModuleList(nn.Conv1d(cfg.aligned_channels, C, 3, padding=1) for C in widths[:-1])
                                 if cfg.aligned_channels and cfg.aligned_every_depth else None)
+        # [choice, issue 13] Blocks at the full rate. Tab. 8's first depth already down-samples (the spectrogram
+        # generator's by 4, to 25 frames/s), so without them a note's onset, one frame at 100 frames/s, meets only
+        # the entry conv, the depth-1 skip and the exit conv: linear layers that do not know t, which cannot take
+        # out the frame-to-frame noise they are handed at low noise levels (README, "When the output is noise").
+        make_full = lambda: nn.ModuleList(Block(cfg, base, time_dim, False, False)
+                                          for _ in range(cfg.full_rate_blocks))
+        self.full_in, self.full_out = make_full(), make_full()
         self.exit_norm = group_norm(base, cfg.norm_groups)  # [choice] GN + SiLU before the exit conv
         self.exit = ThinConv1d(base, cfg.out_channels, 3, padding=1)
 
@@ -276,6 +285,16 @@ class UNet1D(nn.Module):
             for layer in last_layers:
                 nn.init.zeros_(layer.weight)
                 nn.init.zeros_(layer.bias)
+        # The full-rate blocks start as the identity whatever zero_init says (FiLM scale and shift 0, the FC skip
+        # the unit matrix, the residual branch 0), so they can be added to a trained network without changing what
+        # it computes (--init with --full_rate_blocks, train.py) and then learn what it lacks.
+        for block in (*self.full_in, *self.full_out):
+            for layer in (block.film, block.conv2):
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
+            if cfg.fc_skip:
+                nn.init.eye_(block.skip.weight[:, :, 0])
+                nn.init.zeros_(block.skip.bias)
 
     def forward(self, x, t, *, text_emb=None, text_mask=None, drop_text=None, cond=None, aligned=None,
                 cond_noise=None):
@@ -314,6 +333,8 @@ class UNet1D(nn.Module):
         if T_pad > T:
             h = F.pad(h, (0, T_pad - T))
         h = self.entry(h)                                             # (B, base, T_pad)
+        for block in self.full_in:
+            h = block(h, temb)
         skips = [h]                                                   # skip for depth 1 = entry-conv output
         for I, level in enumerate(self.down):
             h = level["resample"](h)                                  # (B, C_I, T_pad / (S_1 ... S_I))
@@ -330,6 +351,8 @@ class UNet1D(nn.Module):
             for block in level["blocks"]:
                 h = block(h, temb, text)
             h = level["resample"](h) + skips.pop()                    # Fig. 1: additive skip, one per depth
+        for block in self.full_out:
+            h = block(h, temb)
         h = self.exit(F.silu(self.exit_norm(h)))                      # (B, out_channels, T_pad)
         return h[..., :T]
 

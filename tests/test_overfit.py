@@ -1,8 +1,10 @@
 """The overfit check (overfit.py): its verdicts follow the bars, and the command trains, samples and judges."""
 
 import json
+import math
 
 import pytest
+import torch
 
 import overfit
 
@@ -16,6 +18,16 @@ def _generator_result(flatness, persistence):
 def test_generator_verdict_follows_the_bars(flatness, persistence, passed):
     ok, why = overfit.verdict("spec-generator", _generator_result(flatness, persistence))
     assert ok is passed and (not why) is passed
+
+
+def test_fast_share_against_closed_forms():
+    # At 100 frames/s: a 10 Hz modulation has none of its power above 25 Hz, a 40 Hz one all of it, and white
+    # noise the share of the band above 25 Hz in 0-50 Hz, one half.
+    t = torch.arange(1000) / 100.0
+    assert overfit.fast_share(torch.sin(2 * math.pi * 10 * t)[None, None]) == pytest.approx(0.0, abs=1e-6)
+    assert overfit.fast_share(torch.sin(2 * math.pi * 40 * t)[None, None]) == pytest.approx(1.0, abs=1e-6)
+    noise = torch.randn(8, 80, 1000, generator=torch.Generator().manual_seed(0))
+    assert overfit.fast_share(noise) == pytest.approx(0.5, abs=0.01)
 
 
 def test_cascader_verdict_names_each_failure():

@@ -194,3 +194,5 @@ def test_evaluation_reports_the_sets_median_figures():
     mostly_noise = evaluate.model_free_figures([noise[0], noise[1], notes(seed=0)])
     assert mostly_music["flatness"] < 0.15 and mostly_music["persistence"] > 0.6
     assert mostly_noise["flatness"] > 0.4 and mostly_noise["persistence"] < 0.2
+    # Per clip too (eval.json's "clips"): the set's odd one out is named, in the order given.
+    assert [f < 0.15 and p > 0.6 for f, p in mostly_music["each"]] == [True, True, False]

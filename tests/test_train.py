@@ -154,6 +154,30 @@ def test_spectrogram_generator_width_setting():
             stage.model_config(train.parse_config(stage, [f"--channel_mults={bad}"]), 128)
 
 
+def test_full_rate_blocks_setting():
+    """--full_rate_blocks=N adds N blocks at the full frame rate on each side of the U, which start as the
+    identity: the network computes exactly what it did without them."""
+    import stage1_generator
+    import unet1d
+    stage = stage1_generator.SPEC
+    plain = stage.model_config(train.parse_config(stage, []), 128)
+    unet = stage.model_config(train.parse_config(stage, ["--full_rate_blocks=2"]), 128)
+    assert unet.full_rate_blocks == 2 and plain.full_rate_blocks == 0
+    torch.manual_seed(0)
+    before = unet1d.build_unet(plain)
+    for p in before.parameters():                  # a "trained" network: no zero layers left
+        p.data.normal_(0, 0.05)
+    after = unet1d.build_unet(unet)
+    missing, unexpected = after.load_state_dict(before.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith(("full_in.", "full_out.")) for k in missing)
+    x, t, text = torch.randn(2, 80, 100), torch.tensor([0.3, 0.9]), torch.randn(2, 4, 128)
+    torch.testing.assert_close(after(x, t, text_emb=text), before(x, t, text_emb=text))
+    after.full_out[1].conv2.weight.data.normal_(0, 0.05)    # and they are on the path: once trained, they count
+    assert (after(x, t, text_emb=text) - before(x, t, text_emb=text)).abs().max() > 1e-3
+    with pytest.raises(train.TrainingError, match="--full_rate_blocks must be 0 or more"):
+        stage.model_config(train.parse_config(stage, ["--full_rate_blocks=-1"]), 128)
+
+
 def test_learning_rate_schedule():
     cfg = SimpleNamespace(lr=1e-4, warmup=10, decay_steps=110)
     assert train.lr_at(0, cfg) == pytest.approx(1e-5) and train.lr_at(9, cfg) == pytest.approx(1e-4)
@@ -242,3 +266,27 @@ def test_init_starts_a_new_run_from_a_checkpoints_weights_and_statistics(tmp_pat
     vocoder_cfg = config(vocoder.STAGE, tmp_path / "third", tiny_corpus, f"--init={tmp_path / 'first.pt'}")
     with pytest.raises(train.TrainingError, match="different stage"):
         train.train(vocoder.STAGE, vocoder_cfg)
+
+
+def test_init_adds_full_rate_blocks_to_a_trained_generator(tmp_path, tiny_corpus):
+    """--init with --full_rate_blocks on a checkpoint without them: the new network starts computing exactly what
+    the checkpoint's did (the blocks are the identity), and any other change of network is still refused."""
+    import stage1_generator
+    stage = stage1_generator.SPEC
+    args = ["--seconds=1.0", "--batch_size=2", "--workers=0", "--sample_every=0", "--warmup=1", "--text_length=16",
+            f"--data={tiny_corpus}"]
+    train.train(stage, train.parse_config(stage, args + ["--steps=2", f"--out={tmp_path / 'first'}"]))
+    train.export(tmp_path / "first" / "last.pt", tmp_path / "first.pt")
+    old = train.model_from_checkpoint(train.load_checkpoint(tmp_path / "first.pt"))
+    cfg = train.parse_config(stage, args + [f"--out={tmp_path / 'second'}", "--full_rate_blocks=1",
+                                            f"--init={tmp_path / 'first.pt'}"])
+    run = train._processes(cfg)
+    _, unet_cfg, model, ema_model, _ = train._build(stage, cfg, run.device)
+    train._initialise(stage, cfg, run, unet_cfg, model, ema_model)
+    x, t, text = torch.randn(1, 80, 96), torch.tensor([0.4]), torch.randn(1, 16, unet_cfg.text_dim)
+    for net in (model, ema_model):
+        torch.testing.assert_close(net(x, t, text_emb=text), old.float()(x, t, text_emb=text))
+    wider = train.parse_config(stage, args + [f"--out={tmp_path / 'third'}", "--channel_mults=2,1,1,1,1",
+                                              f"--init={tmp_path / 'first.pt'}"])
+    with pytest.raises(train.TrainingError, match="different stage or model size"):
+        train.train(stage, wider)
