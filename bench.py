@@ -213,7 +213,8 @@ GENERATOR_SETTINGS = [dict(steps=30, step_kind="back-eval"), dict(steps=30, step
                       dict(steps=60, step_kind="front"), dict(steps=100, step_kind="back-eval"),
                       dict(steps=100, step_kind="front"), dict(steps=200, step_kind="back-eval"),
                       dict(steps=100, step_kind="back-eval", guidance=1.0),
-                      dict(steps=100, step_kind="back-eval", guidance=10.0)]
+                      dict(steps=100, step_kind="back-eval", guidance=10.0),
+                      dict(steps=60, step_kind="back-eval", gamma=1.0)]       # Table 3: gamma 1 for the cascader only
 
 
 def section_generator_settings(args):

@@ -142,8 +142,10 @@ def fast_share(x, frame_rate=data.MEL_RATE / data.MEL_HOP, hz=FAST_HZ):
 
 
 def _figures(audio, rate):
-    return {"flatness": float(stagecheck.flatness(audio, rate).median()),
-            "persistence": float(stagecheck.persistence(audio, rate).median())}
+    """The medians over the clips, and each clip's (flatness, persistence) in "each", in order."""
+    flat, persist = stagecheck.flatness(audio, rate), stagecheck.persistence(audio, rate)
+    return {"flatness": float(flat.median()), "persistence": float(persist.median()),
+            "each": [[float(f), float(p)] for f, p in zip(flat, persist)]}
 
 
 def judge_conditioned(name, ckpt, folder, clips, seconds):

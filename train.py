@@ -464,11 +464,7 @@ def _initialise(stage, cfg, run, unet_cfg, model, ema_model):
     starts afresh, with its warm-up. [choice] A session on this project's machines keeps checkpoints/ but not
     runs/, so a long CPU run is continued from the shipped checkpoint, not from last.pt."""
     ckpt = load_checkpoint(cfg.init)
-    # [choice, issue 13] The one change of network --init allows: full-rate blocks added to a network without
-    # them. They start as the identity (unet1d.py), so the new network computes what the old one did.
-    old_unet = {**asdict(type(unet_cfg)()), **ckpt["unet"]}
-    grows = old_unet["full_rate_blocks"] == 0 and unet_cfg.full_rate_blocks > 0
-    if ckpt["stage"] != stage.NAME or {**old_unet, "full_rate_blocks": unet_cfg.full_rate_blocks} != asdict(unet_cfg):
+    if ckpt["stage"] != stage.NAME or {**asdict(type(unet_cfg)()), **ckpt["unet"]} != asdict(unet_cfg):
         raise TrainingError(f"{cfg.init} holds a different stage or model size than this run; --init needs a "
                             f"checkpoint of {stage.NAME} with --preset={cfg.preset}.")
     for key in (k for k in INIT_FIXED if hasattr(cfg, k)):            # MuLan has no repr or form, say
@@ -476,11 +472,8 @@ def _initialise(stage, cfg, run, unet_cfg, model, ema_model):
         if old != new:
             raise TrainingError(f"{cfg.init} was trained with {key}={old}, not {new}; pass --{key}={old}.")
     weights = {k: v.float() for k, v in (ckpt.get("ema") or ckpt["model"]).items()}
-    for net in (model, ema_model):
-        missing, unexpected = net.load_state_dict(weights, strict=not grows)
-        if unexpected or any(not k.startswith(("full_in.", "full_out.")) for k in missing):
-            raise TrainingError(f"{cfg.init}'s weights do not fit this network; --init needs a checkpoint of "
-                                f"{stage.NAME} with --preset={cfg.preset}.")
+    model.load_state_dict(weights)
+    ema_model.load_state_dict(weights)
     run.prior_steps = ckpt.get("prior_steps", 0) + ckpt["step"]       # steps behind these weights, for the record
     _log(run.rank, f"initialised from {cfg.init}: {run.prior_steps} earlier steps")
     return ckpt["config"]

@@ -59,8 +59,8 @@ class UNetConfig:
     fc_skip: bool = True          # Fig. 5's 1x1 "FC" on the block's residual branch; False = identity skip
     mirror_bottom: bool = False   # [choice] True = the deepest depth also has N_D blocks on the up side
     zero_init: bool = True        # [choice] zero the last layer of every residual branch and the exit conv
-    full_rate_blocks: int = 0     # [choice, issue 13] blocks at the input's own rate after the entry conv and before
-                                  # the exit conv (Tab. 8 has none: 0); they start as the identity
+    full_rate_blocks: int = 0     # blocks at the input's own rate after the entry conv and before the exit conv
+                                  # (Tab. 8 has none: 0; an experiment of issue 13); they start as the identity
 
     def __post_init__(self):
         # Tuples, also when the config comes back from JSON (lists) in a checkpoint.
@@ -261,17 +261,22 @@ class UNet1D(nn.Module):
         # of the frames, repeated to its rate, as DiffWave conditions every layer.
         self.aligned_shallow = (nn.ModuleList(nn.Conv1d(cfg.aligned_channels, C, 3, padding=1) for C in widths[:-1])
                                 if cfg.aligned_channels and cfg.aligned_every_depth else None)
-        # [choice, issue 13] Blocks at the full rate. Tab. 8's first depth already down-samples (the spectrogram
-        # generator's by 4, to 25 frames/s), so without them a note's onset, one frame at 100 frames/s, meets only
-        # the entry conv, the depth-1 skip and the exit conv: linear layers that do not know t, which cannot take
-        # out the frame-to-frame noise they are handed at low noise levels (README, "When the output is noise").
+        # An experiment (issue 13): blocks at the full rate. Tab. 8's first depth already down-samples (the
+        # spectrogram generator's by 4, to 25 frames/s), so without them a note's onset, one frame at 100 frames/s,
+        # meets only the entry conv, the depth-1 skip and the exit conv, linear layers that do not know t. One block
+        # on each side did not move the overfit check's figures (README, "When the output is noise"), at twice the
+        # time per step, so every preset keeps Tab. 8's none.
         make_full = lambda: nn.ModuleList(Block(cfg, base, time_dim, False, False)
                                           for _ in range(cfg.full_rate_blocks))
         self.full_in, self.full_out = make_full(), make_full()
         self.exit_norm = group_norm(base, cfg.norm_groups)  # [choice] GN + SiLU before the exit conv
         self.exit = ThinConv1d(base, cfg.out_channels, 3, padding=1)
 
-        if cfg.zero_init:
+        self._initialise_weights()
+
+    def _initialise_weights(self):
+        """The starting weights that make a deep U-Net train stably (the defaults elsewhere are PyTorch's)."""
+        if self.config.zero_init:
             # [choice] every residual branch starts as the identity and the prediction starts at 0:
             # a deep stack of residual blocks then trains stably from the first step.
             last_layers = [self.exit]
@@ -286,13 +291,12 @@ class UNet1D(nn.Module):
                 nn.init.zeros_(layer.weight)
                 nn.init.zeros_(layer.bias)
         # The full-rate blocks start as the identity whatever zero_init says (FiLM scale and shift 0, the FC skip
-        # the unit matrix, the residual branch 0), so they can be added to a trained network without changing what
-        # it computes (--init with --full_rate_blocks, train.py) and then learn what it lacks.
+        # the unit matrix, the residual branch 0): the network starts as the one without them, then they learn.
         for block in (*self.full_in, *self.full_out):
             for layer in (block.film, block.conv2):
                 nn.init.zeros_(layer.weight)
                 nn.init.zeros_(layer.bias)
-            if cfg.fc_skip:
+            if self.config.fc_skip:
                 nn.init.eye_(block.skip.weight[:, :, 0])
                 nn.init.zeros_(block.skip.bias)
 

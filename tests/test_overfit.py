@@ -51,6 +51,8 @@ def test_overfit_command_trains_samples_and_judges(tmp_path, tiny_corpus, monkey
     assert status == (0 if result["pass"] else 1)
     assert result["step"] == 3 and result["clips"] == 2
     assert 0 <= result["samples"]["flatness"] <= 1 and -1 <= result["real"]["persistence"] <= 1
+    each = result["samples"]["each"]                      # per clip, and the median is theirs
+    assert len(each) == 2 and result["samples"]["flatness"] == pytest.approx(min(f for f, _ in each))
     assert (tmp_path / "run" / "overfit.png").stat().st_size > 1000
     # Run again: the finished run is judged again, not retrained.
     assert overfit.main(["generator", "--clips", "2", "--seconds", "1.5", "--data", str(tiny_corpus),

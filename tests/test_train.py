@@ -267,26 +267,3 @@ def test_init_starts_a_new_run_from_a_checkpoints_weights_and_statistics(tmp_pat
     with pytest.raises(train.TrainingError, match="different stage"):
         train.train(vocoder.STAGE, vocoder_cfg)
 
-
-def test_init_adds_full_rate_blocks_to_a_trained_generator(tmp_path, tiny_corpus):
-    """--init with --full_rate_blocks on a checkpoint without them: the new network starts computing exactly what
-    the checkpoint's did (the blocks are the identity), and any other change of network is still refused."""
-    import stage1_generator
-    stage = stage1_generator.SPEC
-    args = ["--seconds=1.0", "--batch_size=2", "--workers=0", "--sample_every=0", "--warmup=1", "--text_length=16",
-            f"--data={tiny_corpus}"]
-    train.train(stage, train.parse_config(stage, args + ["--steps=2", f"--out={tmp_path / 'first'}"]))
-    train.export(tmp_path / "first" / "last.pt", tmp_path / "first.pt")
-    old = train.model_from_checkpoint(train.load_checkpoint(tmp_path / "first.pt"))
-    cfg = train.parse_config(stage, args + [f"--out={tmp_path / 'second'}", "--full_rate_blocks=1",
-                                            f"--init={tmp_path / 'first.pt'}"])
-    run = train._processes(cfg)
-    _, unet_cfg, model, ema_model, _ = train._build(stage, cfg, run.device)
-    train._initialise(stage, cfg, run, unet_cfg, model, ema_model)
-    x, t, text = torch.randn(1, 80, 96), torch.tensor([0.4]), torch.randn(1, 16, unet_cfg.text_dim)
-    for net in (model, ema_model):
-        torch.testing.assert_close(net(x, t, text_emb=text), old.float()(x, t, text_emb=text))
-    wider = train.parse_config(stage, args + [f"--out={tmp_path / 'third'}", "--channel_mults=2,1,1,1,1",
-                                              f"--init={tmp_path / 'first.pt'}"])
-    with pytest.raises(train.TrainingError, match="different stage or model size"):
-        train.train(stage, wider)
