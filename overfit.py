@@ -113,8 +113,9 @@ def one_step(model, config, audio, emb, mask):
 
     For the spectrogram generator also "fast share": how much of the x0 error at the lowest noise level changes
     from frame to frame faster than FAST_HZ, beside the clips' own share. Noise left in is white along time
-    (share ~0.5 at 100 frames/s); music holds ~1% of its power there. A share near 0.5 says the model leaves the
-    fine-grained noise in, which the sampler's last steps then keep (README, "When the output is noise")."""
+    (share ~0.5 at 100 frames/s); music holds ~1% of its power there, which at log-SNR +4 is about as much as the
+    noise puts there, so no denoiser gets this share to 0. Near 0.5 with a one-call ratio near 1 says the model
+    leaves the fine-grained noise in (README, "When the output is noise")."""
     x0 = stage1_generator.to_x0(audio, config)                                # (N, C, T) in the model's units
     fn = stage1_generator._model_fn(model, emb, mask)
     gaussian = evaluate.channel_gaussian_denoiser(x0, config["schedule"], config["objective"])
