@@ -266,4 +266,3 @@ def test_init_starts_a_new_run_from_a_checkpoints_weights_and_statistics(tmp_pat
     vocoder_cfg = config(vocoder.STAGE, tmp_path / "third", tiny_corpus, f"--init={tmp_path / 'first.pt'}")
     with pytest.raises(train.TrainingError, match="different stage"):
         train.train(vocoder.STAGE, vocoder_cfg)
-
