@@ -121,7 +121,7 @@ def one_step(model, config, audio, emb, mask):
     gaussian = evaluate.channel_gaussian_denoiser(x0, config["schedule"], config["objective"])
     grid = torch.linspace(1e-5, 1.0, 100_001)
     levels = diffusion.logsnr(grid, config["schedule"])
-    out = {}
+    out, fast = {}, None
     for snr in ONE_STEP_LOGSNR:
         t = torch.full((len(x0),), float(grid[(levels - snr).abs().argmin()]))
         alpha, sigma = diffusion.alpha_sigma(t, config["schedule"])
@@ -132,7 +132,7 @@ def one_step(model, config, audio, emb, mask):
         out[f"{snr:+g}"] = float(errors[0].pow(2).mean() / errors[1].pow(2).mean())
         if config["repr"] == "spec" and snr == max(ONE_STEP_LOGSNR):
             fast = {"error": fast_share(errors[0]), "clips": fast_share(x0 - x0.mean(dim=2, keepdim=True))}
-    return out, (fast if config["repr"] == "spec" else None)
+    return out, fast
 
 
 def fast_share(x, frame_rate=data.MEL_RATE / data.MEL_HOP, hz=FAST_HZ):
