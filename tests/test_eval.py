@@ -54,6 +54,18 @@ def test_derangement_pairs_every_clip_with_another():
         assert sorted(p) == list(range(n)) and all(p[i] != i for i in range(n))
 
 
+def test_tempo_following_is_the_correlation_of_log_tempi():
+    asked = [60, 90, 120, 150]
+    assert evaluate.tempo_following([2 * b for b in asked], asked) == pytest.approx(1.0)   # octave off: still 1
+    assert evaluate.tempo_following(asked[::-1], asked) == pytest.approx(-0.9646, abs=1e-4)
+    x, y = np.log([100, 80, 120, 100]), np.log(asked)
+    dx, dy = x - x.mean(), y - y.mean()
+    expected = (dx * dy).sum() / np.sqrt((dx ** 2).sum() * (dy ** 2).sum())
+    assert evaluate.tempo_following([100, 80, 120, 100], asked) == pytest.approx(expected)
+    assert evaluate.tempo_following([100, 100, 100, 100], asked) is None         # one tempo for every prompt
+    assert evaluate.tempo_following([100, 120], [90, 110]) is None                # too few to correlate
+
+
 def test_table_marks_missing_values():
     text = evaluate.format_table({"ground truth": {"sim_audio_text": 0.5, "FAD_mel": None, "tempo": 0.9}})
     row = text.splitlines()[1]
