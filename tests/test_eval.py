@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 import evaluate
 
@@ -64,6 +65,16 @@ def test_tempo_following_is_the_correlation_of_log_tempi():
     assert evaluate.tempo_following([100, 80, 120, 100], asked) == pytest.approx(expected)
     assert evaluate.tempo_following([100, 100, 100, 100], asked) is None         # one tempo for every prompt
     assert evaluate.tempo_following([100, 120], [90, 110]) is None                # too few to correlate
+
+
+def test_through_mel_keeps_a_tone_its_pitch_and_length():
+    """The spectrogram route with no model (log-mel, Griffin-Lim, resampling) keeps a 440 Hz tone at 440 Hz."""
+    rate = evaluate.SET_RATE
+    t = torch.arange(2 * rate) / rate
+    out = evaluate.through_mel(0.1 * torch.sin(2 * torch.pi * 440 * t))
+    assert out.shape == t.shape
+    spectrum = torch.fft.rfft(out[rate // 2: -rate // 2]).abs()                  # 1 s: bins are 1 Hz apart
+    assert abs(int(spectrum.argmax()) - 440) <= 2
 
 
 def test_table_marks_missing_values():
