@@ -280,8 +280,7 @@ def run_eval(args, judge, rows):
     table["shuffled ground truth"].update(FAD_mel=None, FAD_MuLan=None)
     train_rows = test_set(args.data, len(rows), split="train")
     table["real (train clips)"], _ = judge.score([read_clip(r["file"]) for r in train_rows], train_rows)
-    table["real (train clips)"].update(sim_audio_text=None, tempo=None, tempo_following=None, key=None,
-                                         instrument=None)
+    table["real (train clips)"].update(sim_audio_text=None, tempo=None, tempo_following=None, key=None, instrument=None)
     import sample
     variants = [("", None)] + ([(", SR by resampling", {"superres": {"steps": 0}})] if args.plain_sr else [])
     for route in args.routes.split(","):
