@@ -24,7 +24,8 @@ The paper measures two things, and so do we, on the test split of our corpus (wo
     make sweep   [N=8] [ROUTE=wave]   Fig. 2 at small scale: generator guidance in {1, 2, 5, 10, 15} and its F, U,
                  B step schedules, one setting varied at a time from Table 3's; FAD against similarity as a picture
     python evaluate.py validate       the estimators and the instrument retrieval on every real test clip
-                                      (--through-mel: after log-mel and Griffin-Lim, the spectrogram route's bound)
+                                      (--through-mel: after log-mel and Griffin-Lim, the spectrogram route's bound;
+                                      --through-mel true-phase: the mel with the clip's own phase)
     python evaluate.py denoise        each generator's diffusion loss on real test clips against a model-free
                                       baseline: has it learned anything about the music at all?
 
@@ -345,13 +346,22 @@ def plot_sweep(points, path, title):
     plt.close(fig)
 
 
-def through_mel(audio, seed=0):
+def through_mel(audio, seed=0, phase="griffin-lim"):
     """(T,) real clip at 24 kHz -> (T,) at 24 kHz after the spectrogram route with no model in it: its 16 kHz
     log-mel, Griffin-Lim (the vocoder `make sample` uses), plain resampling. Whatever the estimators lose here, no
-    spectrogram generator can give back."""
+    spectrogram generator can give back. phase="true-phase" keeps the clip's own STFT phase in Griffin-Lim's place,
+    so that what is lost is the 80-bin mel's alone."""
     import vocoder
-    mel = data.log_mel(data.resample(audio, SET_RATE, vocoder.RATE)[None])          # (1, 80, F)
-    out = vocoder.griffin_lim(mel, generator=torch.Generator().manual_seed(seed))[0]  # (160 F,) at 16 kHz
+    x = data.resample(audio, SET_RATE, vocoder.RATE)[None]                          # (1, T16)
+    x = x[:, : x.shape[1] // data.MEL_HOP * data.MEL_HOP]                          # whole mel frames: (1, 160 F)
+    mel = data.log_mel(x)                                                           # (1, 80, F)
+    if phase == "true-phase":
+        stft = vocoder.stft_settings()
+        own = torch.stft(x, center=True, pad_mode="constant", return_complex=True, **stft)   # (1, 513, F + 1)
+        out = torch.istft(vocoder.mel_to_magnitude(mel) * torch.exp(1j * own.angle()), length=x.shape[1],
+                          center=True, **stft)[0]
+    else:
+        out = vocoder.griffin_lim(mel, generator=torch.Generator().manual_seed(seed))[0]  # (160 F,) at 16 kHz
     return data.resample(out, vocoder.RATE, SET_RATE)
 
 
@@ -360,7 +370,9 @@ def validate(args, judge):
     --through-mel, on the clips after log-mel and Griffin-Lim (through_mel)."""
     rows = test_set(args.data, args.n)
     clips = [read_clip(r["file"]) for r in rows]
-    scores, _ = judge.score([through_mel(c) for c in clips] if args.through_mel else clips, rows)
+    if args.through_mel:
+        clips = [through_mel(c, phase=args.through_mel) for c in clips]
+    scores, _ = judge.score(clips, rows)
     return {"clips": len(rows), "through_mel": args.through_mel, **{k: scores[k] for k in (
         "tempo", "tempo_following", "key", "instrument", "sim_audio_text", "flatness", "persistence")}}
 
@@ -470,9 +482,10 @@ def main(argv=None):
                         help="eval: also score each route with super-resolution replaced by plain resampling "
                              "(sample.py --steps-superres 0), to see what the earlier stages make on their own; "
                              "sweep: sweep with it replaced")
-    parser.add_argument("--through-mel", action="store_true",
+    parser.add_argument("--through-mel", nargs="?", const="griffin-lim", choices=["griffin-lim", "true-phase"],
                         help="validate: score the real clips after log-mel and Griffin-Lim, the spectrogram route "
-                             "with no model: what that route's adherence can reach at best")
+                             "with no model: what that route's adherence can reach at best; true-phase: the mel "
+                             "with the clip's own phase, what the mel alone loses")
     args = parser.parse_args(argv)
     args.out = args.out or f"runs/{args.command}"
     args.n = args.n if args.n is not None else {"eval": 16, "sweep": 8, "validate": 0, "denoise": 8}[args.command]

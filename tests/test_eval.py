@@ -67,11 +67,13 @@ def test_tempo_following_is_the_correlation_of_log_tempi():
     assert evaluate.tempo_following([100, 120], [90, 110]) is None                # too few to correlate
 
 
-def test_through_mel_keeps_a_tone_its_pitch_and_length():
-    """The spectrogram route with no model (log-mel, Griffin-Lim, resampling) keeps a 440 Hz tone at 440 Hz."""
+@pytest.mark.parametrize("phase", ["griffin-lim", "true-phase"])
+def test_through_mel_keeps_a_tone_its_pitch_and_length(phase):
+    """The spectrogram route with no model (log-mel, Griffin-Lim or the tone's own phase, resampling) keeps a
+    440 Hz tone at 440 Hz."""
     rate = evaluate.SET_RATE
     t = torch.arange(2 * rate) / rate
-    out = evaluate.through_mel(0.1 * torch.sin(2 * torch.pi * 440 * t))
+    out = evaluate.through_mel(0.1 * torch.sin(2 * torch.pi * 440 * t), phase=phase)
     assert out.shape == t.shape
     spectrum = torch.fft.rfft(out[rate // 2: -rate // 2]).abs()                  # 1 s: bins are 1 Hz apart
     assert abs(int(spectrum.argmax()) - 440) <= 2

@@ -1,0 +1,191 @@
+"""Why a sample does not follow its prompt's tempo or key (issue 13): one probe for each link of the chain.
+
+`make eval` says THAT the spectrogram route misses the prompt's tempo (tempo r 0.14, ground truth 0.77) and key; it
+cannot say WHERE the attribute is lost. Three links carry it from the caption to the audio, and each gets a probe
+that asks only about that link:
+
+    text    the text encoder: does its output carry the attribute at all? A ridge read-out of each caption's log BPM
+            and of its key and mode, from the caption's pooled encoder output (mean and max over its tokens), fitted
+            on the training split's captions and scored on the test split's. Beside it, the same read-out from the
+            caption's token counts (what a model that reads the tokens themselves could find) and from its pooled
+            token embeddings (the encoder's input: what its layers keep or lose). Captions that do not name the
+            attribute (tags, titles) keep every read-out below 1.
+    words   the generator: does its output move when only the tempo (or key) words move? Prompts that differ in
+            nothing but "slow, about 64 beats per minute" and "fast and lively, about 152 beats per minute" (or "in C
+            major" and "in F-sharp major"), sampled with the same seed through the whole route; the tempo and key
+            heard in each (mir.py). A generator that follows the words makes every fast one faster (log2 ratio
+            ~1.25) and puts every sample in the key asked.
+    route   the spectrogram route with no model in it: `python evaluate.py validate --through-mel` (real clips after
+            their log-mel and Griffin-Lim) and `--through-mel true-phase` (the mel with the clip's own phase).
+
+    python adherence.py text  [--data data/music21] [--t5 DIR]              -> runs/adherence/text.json
+    python adherence.py words [--checkpoints checkpoints] [--seconds 10]    -> runs/adherence/words.json
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import audio_io
+import mir
+
+# The words probe's prompts: a genre and an instrument the corpus has, then one of the tempo or key phrases.
+BASES = ("A folk song played on a solo violin", "A Bach chorale played on a church organ", "A waltz played on a piano",
+         "A folk melody played on a flute", "A march played by a brass ensemble", "A jig played on a fiddle")
+TEMPO_WORDS = {"slow": (", slow, about 64 beats per minute.", 64),
+               "fast": (", fast and lively, about 152 beats per minute.", 152)}
+KEY_WORDS = ("C major", "F-sharp major")     # a tritone apart: no shared tonic, dominant or relative minor
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 1. The text encoder: a linear read-out
+
+def ridge_fit(features, targets, strength=1.0):
+    """(N, D) features, (N, K) targets -> predict(features) -> (M, K): least squares with an L2 penalty on the
+    weights, each feature standardised on the fitting set (constant ones dropped), and an unpenalised offset."""
+    keep = features.std(0) > 0
+    mean, std = features[:, keep].mean(0), features[:, keep].std(0)
+    design = lambda f: (f[:, keep] - mean) / std                                    # (N, D') standardised
+    x = design(features)
+    offset = targets.mean(0)
+    weights = np.linalg.solve(x.T @ x + strength * np.eye(x.shape[1]), x.T @ (targets - offset))   # (D', K)
+    return lambda f: design(f) @ weights + offset
+
+
+def _caption_rows(folder, split):
+    """The corpus's (caption, log2 BPM, "key mode") for every caption of every clip in a split."""
+    rows = [json.loads(line) for line in (Path(folder) / "metadata.jsonl").read_text().splitlines() if line.strip()]
+    out = [(c, np.log2(r["bpm"]), f"{r['key']} {r['mode']}")
+           for r in rows if r["split"] == split for c in r["captions"]]
+    if not out:
+        raise FileNotFoundError(f"{folder}/metadata.jsonl lists no {split} captions; build the corpus with make data.")
+    return out
+
+
+def caption_features(encoder, texts, max_length=96, batch=512):
+    """Captions -> {"T5 output, mean and max": (N, 2D), "token embeddings, mean and max": (N, 2D), "token counts":
+    (N, vocab)}, float32 numpy. The second is the encoder's input, before its layers: if the output carries less,
+    the layers lose it. 96 tokens: what the spectrogram generator reads (Table 2)."""
+    def pool(emb, mask):                                                                # (B, L, D) -> (B, 2D)
+        mean = emb.sum(1) / mask.sum(1, keepdim=True)
+        return torch.cat([mean, emb.masked_fill(~mask[..., None], float("-inf")).amax(1)], 1)
+
+    out = {"T5 output, mean and max": [], "token embeddings, mean and max": [], "token counts": []}
+    for start in range(0, len(texts), batch):
+        emb, mask = encoder.encode(texts[start:start + batch], max_length)               # (B, L, D), (B, L)
+        ids, _ = encoder.tokenizer(texts[start:start + batch], max_length)             # (B, L)
+        with torch.no_grad():
+            out["T5 output, mean and max"].append(pool(emb, mask))
+            out["token embeddings, mean and max"].append(pool(encoder.token_embedding(ids).float(), mask))
+        out["token counts"].append(torch.zeros(len(ids), encoder.config.vocab_size).scatter_add_(1, ids, mask.float()))
+    return {name: torch.cat(parts).numpy() for name, parts in out.items()}
+
+
+def probe_text(folder, t5_dir=None):
+    """-> {read-out: {"tempo_r", "tempo_within_10", "key"}} on the test split's captions."""
+    import text_encoder
+    encoder = text_encoder.load_t5(t5_dir or text_encoder.DEMO_T5_DIR)
+    train_rows, test_rows = _caption_rows(folder, "train"), _caption_rows(folder, "test")
+    keys = sorted({k for _, _, k in train_rows + test_rows})
+    fit_f = caption_features(encoder, [c for c, _, _ in train_rows])
+    test_f = caption_features(encoder, [c for c, _, _ in test_rows])
+    bpm_fit = np.array([[b] for _, b, _ in train_rows])                                 # (N, 1) log2 BPM
+    key_fit = np.eye(len(keys))[[keys.index(k) for _, _, k in train_rows]]              # (N, keys) one-hot
+    bpm_test = np.array([b for _, b, _ in test_rows])
+    result = {}
+    for name in fit_f:
+        tempo = ridge_fit(fit_f[name], bpm_fit)(test_f[name])[:, 0]
+        key = np.argmax(ridge_fit(fit_f[name], key_fit)(test_f[name]), 1)
+        result[name] = {"tempo_r": float(np.corrcoef(tempo, bpm_test)[0, 1]),
+                        "tempo_within_10": float(np.mean(np.abs(2 ** (tempo - bpm_test) - 1) <= 0.1)),
+                        "key": float(np.mean([keys[i] == k for i, (_, _, k) in zip(key, test_rows)]))}
+        print(f"{name:30s} tempo r {result[name]['tempo_r']:.3f}, within 10% {result[name]['tempo_within_10']:.1%}; "
+              f"key and mode {result[name]['key']:.1%}")
+    return {"captions": [len(train_rows), len(test_rows)], "readouts": result}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 2. The generator: does what it writes move with the words?
+
+def tempo_word_pairs(heard):
+    """[(slow BPM, fast BPM)] -> how often the fast words came out faster, and the mean log2(fast / slow)."""
+    ratios = np.log2([fast / slow for slow, fast in heard])
+    return {"pairs": len(heard), "fast_faster": int((ratios > 0).sum()), "mean_log2_ratio": float(ratios.mean()),
+            "asked_log2_ratio": float(np.log2(TEMPO_WORDS["fast"][1] / TEMPO_WORDS["slow"][1]))}
+
+
+def key_word_pairs(heard):
+    """[{asked key: (tonic, mode) heard}] -> how many samples are in the key asked, and how many pairs moved their
+    tonic at all. Chance is 1 in 24 for the first."""
+    hits = sum(mir.same_key(tonic, asked.split()[0]) and mode == asked.split()[1]
+               for pair in heard for asked, (tonic, mode) in pair.items())
+    moved = sum(len({mir.pitch_class(tonic) for tonic, _ in pair.values()}) > 1 for pair in heard)
+    return {"samples": 2 * len(heard), "in_asked_key": int(hits), "pairs": len(heard), "tonic_moved": int(moved)}
+
+
+def probe_words(checkpoints, seconds, seeds, route):
+    """Each base prompt with each tempo phrase, then with each key phrase, same seed -> what is heard in each."""
+    import sample
+
+    def heard(prompt, seed, estimate):
+        out = sample.run(prompt, route=route, seconds=seconds, seed=seed, checkpoints=checkpoints, progress=False,
+                         log=lambda *_: None)
+        return estimate(out["audio"][0].numpy(), sample.OUT_RATE)
+
+    tempo, key, rows = [], [], []
+    for base in BASES:
+        for seed in range(seeds):
+            bpm = {name: heard(base + words, seed, mir.estimate_tempo) for name, (words, _) in TEMPO_WORDS.items()}
+            keys = {asked: heard(f"{base}, in {asked}.", seed, mir.estimate_key) for asked in KEY_WORDS}
+            tempo.append((bpm["slow"], bpm["fast"]))
+            key.append(keys)
+            rows.append({"prompt": base, "seed": seed, **{k: round(v, 1) for k, v in bpm.items()},
+                         **{f"in {k}": " ".join(v) for k, v in keys.items()}})
+            print(f"{base:42s} seed {seed}: slow words {bpm['slow']:5.1f} BPM, fast words {bpm['fast']:5.1f} BPM; "
+                  + ", ".join(f"'{k}' heard {' '.join(v)}" for k, v in keys.items()))
+    summary = {"tempo": tempo_word_pairs(tempo), "key": key_word_pairs(key)}
+    t, k = summary["tempo"], summary["key"]
+    print(f"tempo: fast words faster in {t['fast_faster']} of {t['pairs']} pairs; mean log2(fast / slow) "
+          f"{t['mean_log2_ratio']:.2f} (asked {t['asked_log2_ratio']:.2f})")
+    print(f"key: {k['in_asked_key']} of {k['samples']} samples in the key asked (chance ~1 in 24); the tonic moved "
+          f"in {k['tonic_moved']} of {k['pairs']} pairs")
+    return {**summary, "route": route, "seconds": seconds, "each": rows}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python adherence.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("probe", choices=["text", "words"])
+    parser.add_argument("--data", default="data/music21", help="text: the corpus whose captions are read")
+    parser.add_argument("--t5", default=None, help="text: a Hugging Face T5 directory (default: the demo encoder)")
+    parser.add_argument("--checkpoints", default="checkpoints", help="words: folder of stage checkpoints")
+    parser.add_argument("--route", default="spec", choices=["spec", "wave"], help="words: the route to sample")
+    parser.add_argument("--seconds", type=float, default=10.0, help="words: length of each sample (5-30)")
+    parser.add_argument("--seeds", type=int, default=2, help="words: seeds per prompt pair")
+    parser.add_argument("--out", default="runs/adherence", help="folder for <probe>.json")
+    args = parser.parse_args(argv)
+    if not 5.0 <= args.seconds <= 30.0 or args.seeds < 1:
+        parser.error("--seconds must lie in 5..30 (the tempo estimator needs a few beats) and --seeds be at least 1.")
+    import sample
+    import text_encoder
+    import train
+    try:
+        result = probe_text(args.data, args.t5) if args.probe == "text" else \
+            probe_words(args.checkpoints, args.seconds, args.seeds, args.route)
+    except (FileNotFoundError, train.TrainingError, train.CheckpointError, sample.SampleError,
+            text_encoder.TextEncoderError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    path = Path(args.out) / f"{args.probe}.json"
+    record = {"command": " ".join(["python adherence.py"] + (argv if argv is not None else sys.argv[1:])),
+              "result": result}
+    audio_io.atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
