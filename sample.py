@@ -73,11 +73,11 @@ DEFAULTS = {
     "spectrogram-generator": stage1_generator.SAMPLING["spec"], "vocoder": vocoder.SAMPLING,
     "superres": stage3_superres.SAMPLING,
 }
-# [choice, issues 12-13] The spectrogram route vocodes with Griffin-Lim (0 steps, NO_MODEL below) until a trained
-# vocoder beats it. On held-out real mels (make check-stages) the shipped diffusion vocoder's output is 7 times
-# further from the real clip than Griffin-Lim's (log-mel distance 0.195 against 0.029) and reads as noise (flatness
-# 0.42, persistence 0.39; Griffin-Lim 0.075, 0.805, real 0.076, 0.820): it would turn music from the spectrogram
-# generator into noise. --steps-vocoder 12 runs it, as Fig. 1 does.
+# [choice, issues 12-13] The spectrogram route vocodes with Griffin-Lim (0 steps, NO_MODEL below; the fast form,
+# vocoder.GRIFFIN_LIM_MOMENTUM says why) until a trained vocoder beats it. On held-out real mels (make check-stages)
+# the shipped diffusion vocoder's output is 7 times further from the real clip than Griffin-Lim's (log-mel distance
+# 0.195 against 0.026) and reads as noise (flatness 0.42, persistence 0.39; Griffin-Lim 0.074, 0.808, real 0.076,
+# 0.820): it would turn music from the spectrogram generator into noise. --steps-vocoder 12 runs it, as Fig. 1 does.
 DEFAULTS["vocoder"] = {**DEFAULTS["vocoder"], "steps": 0}
 # Two stages have an answer without a model, which 0 steps asks for: plain FFT resampling instead of super-resolution
 # (the band above 8 kHz stays empty), and Griffin-Lim instead of the vocoder (vocoder.griffin_lim). Each is the bar
