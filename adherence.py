@@ -58,11 +58,15 @@ def ridge_fit(features, targets, strength=1.0):
 
 def _caption_rows(folder, split):
     """The corpus's (caption, log2 BPM, "key mode") for every caption of every clip in a split."""
-    rows = [json.loads(line) for line in (Path(folder) / "metadata.jsonl").read_text().splitlines() if line.strip()]
+    listing = Path(folder) / "metadata.jsonl"
+    if not listing.is_file():
+        raise FileNotFoundError(f"{listing} not found: the text probe needs the built-in corpus's labels (tempo, key); "
+                                "build it with `make data` or pass --data.")
+    rows = [json.loads(line) for line in listing.read_text().splitlines() if line.strip()]
     out = [(c, np.log2(r["bpm"]), f"{r['key']} {r['mode']}")
            for r in rows if r["split"] == split for c in r["captions"]]
     if not out:
-        raise FileNotFoundError(f"{folder}/metadata.jsonl lists no {split} captions; build the corpus with make data.")
+        raise FileNotFoundError(f"{listing} lists no {split} captions; build the corpus with `make data`.")
     return out
 
 

@@ -45,3 +45,10 @@ def test_key_word_pairs_summary():
              {"C major": ("A", "minor"), "F-sharp major": ("A", "minor")},         # neither; the tonic stayed
              {"C major": ("C", "minor"), "F-sharp major": ("D", "major")}]         # wrong mode, wrong key; moved
     assert adherence.key_word_pairs(heard) == {"samples": 6, "in_asked_key": 2, "pairs": 3, "tonic_moved": 2}
+
+
+def test_text_probe_without_the_corpus_says_so(tmp_path, capsys):
+    assert adherence.main(["text", "--data", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "metadata.jsonl not found" in err and "make data" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()                                      # nothing written on failure
