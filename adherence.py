@@ -19,7 +19,8 @@ that asks only about that link:
             their log-mel and Griffin-Lim) and `--through-mel true-phase` (the mel with the clip's own phase).
 
     python adherence.py text  [--data data/music21] [--t5 DIR]              -> runs/adherence/text.json
-    python adherence.py words [--checkpoints checkpoints] [--seconds 10]    -> runs/adherence/words.json
+    python adherence.py words [--checkpoints checkpoints] [--seconds 10] [--guidance G]
+                                                                            -> runs/adherence/words.json
 """
 
 import argparse
@@ -131,13 +132,17 @@ def key_word_pairs(heard):
     return {"samples": 2 * len(heard), "in_asked_key": int(hits), "pairs": len(heard), "tonic_moved": int(moved)}
 
 
-def probe_words(checkpoints, seconds, seeds, route):
-    """Each base prompt with each tempo phrase, then with each key phrase, same seed -> what is heard in each."""
+def probe_words(checkpoints, seconds, seeds, route, guidance=None):
+    """Each base prompt with each tempo phrase, then with each key phrase, same seed -> what is heard in each.
+    guidance: the generator's classifier-free guidance scale (None: its default); guidance amplifies whatever the
+    words change in the generator's prediction, so a weak but real dependence shows more at a larger scale."""
     import sample
+    first = sample.ROUTES[route][0]
+    settings = {first: {"guidance": guidance}} if guidance is not None else None
 
     def heard(prompt, seed, estimate):
         out = sample.run(prompt, route=route, seconds=seconds, seed=seed, checkpoints=checkpoints, progress=False,
-                         log=lambda *_: None)
+                         settings=settings, log=lambda *_: None)
         return estimate(out["audio"][0].numpy(), sample.OUT_RATE)
 
     tempo, key, rows = [], [], []
@@ -157,7 +162,7 @@ def probe_words(checkpoints, seconds, seeds, route):
           f"{t['mean_log2_ratio']:.2f} (asked {t['asked_log2_ratio']:.2f})")
     print(f"key: {k['in_asked_key']} of {k['samples']} samples in the key asked (chance ~1 in 24); the tonic moved "
           f"in {k['tonic_moved']} of {k['pairs']} pairs")
-    return {**summary, "route": route, "seconds": seconds, "each": rows}
+    return {**summary, "route": route, "seconds": seconds, "guidance": guidance, "each": rows}
 
 
 def main(argv=None):
@@ -169,16 +174,19 @@ def main(argv=None):
     parser.add_argument("--route", default="spec", choices=["spec", "wave"], help="words: the route to sample")
     parser.add_argument("--seconds", type=float, default=10.0, help="words: length of each sample (5-30)")
     parser.add_argument("--seeds", type=int, default=2, help="words: seeds per prompt pair")
+    parser.add_argument("--guidance", type=float, default=None, help="words: the generator's guidance scale "
+                        "(default: its own, 1 for the spectrogram generator)")
     parser.add_argument("--out", default="runs/adherence", help="folder for <probe>.json")
     args = parser.parse_args(argv)
-    if not 5.0 <= args.seconds <= 30.0 or args.seeds < 1:
-        parser.error("--seconds must lie in 5..30 (the tempo estimator needs a few beats) and --seeds be at least 1.")
+    if not 5.0 <= args.seconds <= 30.0 or args.seeds < 1 or (args.guidance is not None and args.guidance < 0):
+        parser.error("--seconds must lie in 5..30 (the tempo estimator needs a few beats), --seeds be at least 1 and "
+                     "--guidance not negative (1 = no guidance).")
     import sample
     import text_encoder
     import train
     try:
         result = probe_text(args.data, args.t5) if args.probe == "text" else \
-            probe_words(args.checkpoints, args.seconds, args.seeds, args.route)
+            probe_words(args.checkpoints, args.seconds, args.seeds, args.route, args.guidance)
     except (FileNotFoundError, train.TrainingError, train.CheckpointError, sample.SampleError,
             text_encoder.TextEncoderError) as err:
         print(f"error: {err}", file=sys.stderr)

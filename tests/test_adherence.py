@@ -52,3 +52,10 @@ def test_text_probe_without_the_corpus_says_so(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "metadata.jsonl not found" in err and "make data" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()                                      # nothing written on failure
+
+
+@pytest.mark.parametrize("argv", [["words", "--guidance", "-1"], ["words", "--seconds", "2"], ["words", "--seeds", "0"]])
+def test_words_probe_refuses_absurd_settings(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        adherence.main(argv)
+    assert exit_info.value.code == 2 and "--seconds must lie in 5..30" in capsys.readouterr().err
