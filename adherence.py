@@ -26,6 +26,7 @@ that asks only about that link:
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -181,9 +182,11 @@ def main(argv=None):
     if not 5.0 <= args.seconds <= 30.0 or args.seeds < 1 or (args.guidance is not None and args.guidance < 0):
         parser.error("--seconds must lie in 5..30 (the tempo estimator needs a few beats), --seeds be at least 1 and "
                      "--guidance not negative (1 = no guidance).")
+    import evaluate
     import sample
     import text_encoder
     import train
+    t0 = time.time()
     try:
         result = probe_text(args.data, args.t5) if args.probe == "text" else \
             probe_words(args.checkpoints, args.seconds, args.seeds, args.route, args.guidance)
@@ -193,7 +196,7 @@ def main(argv=None):
         return 2
     path = Path(args.out) / f"{args.probe}.json"
     record = {"command": " ".join(["python adherence.py"] + (argv if argv is not None else sys.argv[1:])),
-              "result": result}
+              "machine": evaluate.machine(), "seconds_taken": round(time.time() - t0), "result": result}
     audio_io.atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))
     print(f"wrote {path}")
     return 0
