@@ -76,16 +76,15 @@ def caption_features(encoder, texts, max_length=96, batch=512):
     """Captions -> {"T5 output, mean and max": (N, 2D), "token embeddings, mean and max": (N, 2D), "token counts":
     (N, vocab)}, float32 numpy. The second is the encoder's input, before its layers: if the output carries less,
     the layers lose it. 96 tokens: what the spectrogram generator reads (Table 2)."""
-    def pool(emb, mask):                                                                # (B, L, D) -> (B, 2D)
-        mean = emb.sum(1) / mask.sum(1, keepdim=True)
+    def pool(emb, mask):                            # (B, L, D) -> (B, 2D); padded positions count in neither
+        mean = (emb * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
         return torch.cat([mean, emb.masked_fill(~mask[..., None], float("-inf")).amax(1)], 1)
 
     out = {"T5 output, mean and max": [], "token embeddings, mean and max": [], "token counts": []}
     for start in range(0, len(texts), batch):
-        emb, mask = encoder.encode(texts[start:start + batch], max_length)               # (B, L, D), (B, L)
-        ids, _ = encoder.tokenizer(texts[start:start + batch], max_length)             # (B, L)
+        ids, mask = encoder.tokenizer(texts[start:start + batch], max_length)          # (B, L) each
         with torch.no_grad():
-            out["T5 output, mean and max"].append(pool(emb, mask))
+            out["T5 output, mean and max"].append(pool(encoder(ids, mask).float(), mask))
             out["token embeddings, mean and max"].append(pool(encoder.token_embedding(ids).float(), mask))
         out["token counts"].append(torch.zeros(len(ids), encoder.config.vocab_size).scatter_add_(1, ids, mask.float()))
     return {name: torch.cat(parts).numpy() for name, parts in out.items()}

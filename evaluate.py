@@ -354,15 +354,11 @@ def through_mel(audio, seed=0, phase="griffin-lim"):
     import vocoder
     x = data.resample(audio, SET_RATE, vocoder.RATE)[None]                          # (1, T16)
     x = x[:, : x.shape[1] // data.MEL_HOP * data.MEL_HOP]                          # whole mel frames: (1, 160 F)
-    mel = data.log_mel(x)                                                           # (1, 80, F)
     if phase == "true-phase":
-        stft = vocoder.stft_settings()
-        own = torch.stft(x, center=True, pad_mode="constant", return_complex=True, **stft)   # (1, 513, F + 1)
-        out = torch.istft(vocoder.mel_to_magnitude(mel) * torch.exp(1j * own.angle()), length=x.shape[1],
-                          center=True, **stft)[0]
+        out = vocoder.with_own_phase(x)[0]
     else:
-        out = vocoder.griffin_lim(mel, generator=torch.Generator().manual_seed(seed))[0]  # (160 F,) at 16 kHz
-    return data.resample(out, vocoder.RATE, SET_RATE)
+        out = vocoder.griffin_lim(data.log_mel(x), generator=torch.Generator().manual_seed(seed))[0]
+    return data.resample(out, vocoder.RATE, SET_RATE)                               # (160 F,) 16 kHz -> 24 kHz
 
 
 def validate(args, judge):

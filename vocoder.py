@@ -153,6 +153,16 @@ def mel_to_magnitude(mel):
     return torch.nn.functional.pad(magnitude, (0, 1), mode="replicate")
 
 
+def with_own_phase(audio):
+    """(B, 160 F) 16 kHz audio -> (B, 160 F): rebuilt from its log-mel's magnitudes (mel_to_magnitude) and its own
+    STFT phase. What a vocoder that found the perfect phase would give back: whatever is lost here, the 80-bin mel
+    lost (`python evaluate.py validate --through-mel true-phase`)."""
+    stft = stft_settings(audio.device)
+    own = torch.stft(audio, center=True, pad_mode="constant", return_complex=True, **stft)      # (B, 513, F + 1)
+    magnitude = mel_to_magnitude(data.log_mel(audio))                                           # (B, 513, F + 1)
+    return torch.istft(magnitude * torch.exp(1j * own.angle()), length=audio.shape[-1], center=True, **stft)
+
+
 def griffin_lim(mel, iterations=32, generator=None, momentum=GRIFFIN_LIM_MOMENTUM):
     """The vocoder with no model, the bar a trained one must clear (make check-stages) and what `--steps-vocoder 0`
     runs in sample.py. (B, 80, F) log-mel in [-1, 1] -> (B, 160 F) 16 kHz audio: a phase for mel_to_magnitude's

@@ -54,8 +54,18 @@ def test_text_probe_without_the_corpus_says_so(tmp_path, capsys):
     assert not (tmp_path / "out").exists()                                      # nothing written on failure
 
 
-@pytest.mark.parametrize("argv", [["words", "--guidance", "-1"], ["words", "--seconds", "2"], ["words", "--seeds", "0"]])
+@pytest.mark.parametrize("argv", [["words", "--guidance", "-1"], ["words", "--seconds", "2"],
+                                  ["words", "--seeds", "0"]])
 def test_words_probe_refuses_absurd_settings(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         adherence.main(argv)
     assert exit_info.value.code == 2 and "--seconds must lie in 5..30" in capsys.readouterr().err
+
+
+def test_caption_features_ignore_padding():
+    """A caption's features are the same alone and padded beside a longer one (padding is in neither pool)."""
+    encoder = text_encoder.load_t5()
+    alone = adherence.caption_features(encoder, ["fast"])
+    padded = adherence.caption_features(encoder, ["fast", "a slow waltz played on a piano in the evening"])
+    for name in alone:
+        assert np.allclose(alone[name][0], padded[name][0], atol=1e-5), name
