@@ -181,6 +181,7 @@ def main(argv=None):
     if not 5.0 <= args.seconds <= 30.0 or args.seeds < 1 or (args.guidance is not None and args.guidance < 0):
         parser.error("--seconds must lie in 5..30 (the tempo estimator needs a few beats), --seeds be at least 1 and "
                      "--guidance not negative (1 = no guidance).")
+    import checkpoint
     import evaluate
     import sample
     import text_encoder
@@ -189,7 +190,7 @@ def main(argv=None):
     try:
         result = probe_text(args.data, args.t5) if args.probe == "text" else \
             probe_words(args.checkpoints, args.seconds, args.seeds, args.route, args.guidance)
-    except (FileNotFoundError, train.TrainingError, train.CheckpointError, sample.SampleError,
+    except (FileNotFoundError, train.TrainingError, checkpoint.CheckpointError, sample.SampleError,
             text_encoder.TextEncoderError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

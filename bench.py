@@ -222,9 +222,9 @@ def section_generator_settings(args):
     one 10 s sample from each of the first --clips held-out test clips' captions, turned into audio by Griffin-Lim,
     and the two model-free figures (overfit.judge_generator; real clips ~0.06 and ~0.8). Table 3's back-heavy
     evaluation list jumps from log-SNR +0.7 straight to the output (issue 13): here it meets the alternatives."""
+    import checkpoint
     import overfit
-    import train
-    ckpt = train.load_checkpoint(f"{args.checkpoints}/spectrogram-generator.pt")
+    ckpt = checkpoint.load_checkpoint(f"{args.checkpoints}/spectrogram-generator.pt")
     folder = f"{args.data}/test"
     print(f"\nspectrogram generator (step {ckpt['step']}) on {args.clips} test captions, 10 s each, Griffin-Lim")
     for settings in GENERATOR_SETTINGS:

@@ -47,9 +47,9 @@ import torch
 
 import audio_io
 import captions
+import checkpoint
 import data
 import mir
-import train
 
 SET_RATE = 24000                 # what the cascade writes, and the corpus's rate
 
@@ -128,7 +128,7 @@ def derangement(n, seed=0):
 
 # The files whose code decides what `make sample` writes: an edit to any of them (even a comment) makes new clips.
 SAMPLING_CODE = ("sample.py", "stage1_generator.py", "stage2_cascader.py", "stage3_superres.py", "vocoder.py",
-                 "diffusion.py", "unet1d.py", "residual.py", "data.py", "text_encoder.py")
+                 "diffusion.py", "unet1d.py", "residual.py", "data.py", "text_encoder.py", "checkpoint.py")
 
 
 def settings_label(route, settings, seconds, checkpoints="checkpoints"):
@@ -493,7 +493,7 @@ def main(argv=None):
     t0 = time.time()
     try:
         result = denoise(args) if args.command == "denoise" else _with_judge(args)
-    except (FileNotFoundError, train.CheckpointError, sample.SampleError) as err:
+    except (FileNotFoundError, checkpoint.CheckpointError, sample.SampleError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     record = {"command": " ".join(["python evaluate.py"] + (argv if argv is not None else sys.argv[1:])),

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import audio_io
+import checkpoint
 import data
 import text_encoder
 import train
@@ -240,16 +241,16 @@ class Scorer:
 
 def load(path="checkpoints/mulan.pt", device="cpu", t5=None):
     """A checkpoint written by `make train-mulan` (or exported by train.py) -> Scorer. Errors are one sentence
-    (train.CheckpointError, text_encoder.TextEncoderError)."""
-    ckpt = train.load_checkpoint(path, "train-mulan")
+    (checkpoint.CheckpointError, text_encoder.TextEncoderError)."""
+    ckpt = checkpoint.load_checkpoint(path, "train-mulan")
     if ckpt.get("stage") != "mulan":
-        raise train.CheckpointError(f"{path} holds the {ckpt.get('stage')} stage, not a MuLan model; pass a "
+        raise checkpoint.CheckpointError(f"{path} holds the {ckpt.get('stage')} stage, not a MuLan model; pass a "
                                     f"checkpoint written by `make train-mulan`.")
-    model = train.model_from_checkpoint(ckpt, build=lambda c: MuLan(MuLanConfig(**c)))
+    model = checkpoint.model_from_checkpoint(ckpt, build=lambda c: MuLan(MuLanConfig(**c)))
     cfg = ckpt["config"]
     encoder = text_encoder.load_t5(t5 or cfg.get("t5") or text_encoder.DEMO_T5_DIR)
     if encoder.dim != model.config.text_dim:
-        raise train.CheckpointError(f"{path} was trained on a T5 of width {model.config.text_dim}, but the encoder "
+        raise checkpoint.CheckpointError(f"{path} was trained on a T5 of width {model.config.text_dim}, but the encoder "
                                     f"given has width {encoder.dim}; pass the encoder it was trained with.")
     return Scorer(model, encoder, cfg.get("text_length", 64), device)
 

@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 
 import audio_io
+import checkpoint
 import data
 import diffusion
 import evaluate
@@ -74,7 +75,7 @@ def train_stage(name, clips, extra, out, fresh):
     if (out / "last.pt").exists():
         argv.append("--resume=true")
     train.train(stage, train.parse_config(stage, argv))
-    return train.load_checkpoint(out / "last.pt")
+    return checkpoint.load_checkpoint(out / "last.pt")
 
 
 @torch.no_grad()
@@ -87,7 +88,7 @@ def judge_generator(ckpt, folder, clips, seconds, settings=None):
     real = data.fixed_batch(folder, rate, n=clips, seconds=seconds, multiple=data.MEL_HOP if spec else 1)
     t5 = text_encoder.load_t5(config.get("t5") or text_encoder.DEMO_T5_DIR)
     emb, mask = t5.encode(real["caption"], max_length=config["text_length"])
-    model = train.model_from_checkpoint(ckpt)
+    model = checkpoint.model_from_checkpoint(ckpt)
     out = stage1_generator.generate(model, emb, mask, config=config, seconds=seconds,
                                     generator=torch.Generator().manual_seed(0), **(settings or {}))  # (N, 80, F)/(N, T)
     audio = vocoder.griffin_lim(out, generator=torch.Generator().manual_seed(0)) if spec else out
@@ -207,9 +208,9 @@ def main(argv=None):
     folder = Path(args.data) / "train" if (Path(args.data) / "train").is_dir() else Path(args.data)
     try:
         if args.checkpoint:
-            ckpt = train.load_checkpoint(args.checkpoint)
+            ckpt = checkpoint.load_checkpoint(args.checkpoint)
             if ckpt["stage"] != RECIPES[args.stage][0].NAME:
-                raise train.CheckpointError(f"{args.checkpoint} holds the {ckpt['stage']} stage, not {args.stage}.")
+                raise checkpoint.CheckpointError(f"{args.checkpoint} holds the {ckpt['stage']} stage, not {args.stage}.")
         else:
             ckpt = train_stage(args.stage, args.clips, args.settings + [f"--data={args.data}"], out, args.fresh)
         if args.stage in ("generator", "spec-generator"):
@@ -217,7 +218,7 @@ def main(argv=None):
             write_pictures(out, samples, real, rate, ckpt["config"]["repr"] == "spec")
         else:
             result = judge_conditioned(args.stage, ckpt, folder, args.clips, min(args.seconds, 4.0))
-    except (train.TrainingError, data.DataError, text_encoder.TextEncoderError) as err:
+    except (train.TrainingError, checkpoint.CheckpointError, data.DataError, text_encoder.TextEncoderError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     passed, why = verdict(args.stage, result)

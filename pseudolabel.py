@@ -30,9 +30,9 @@ import torch
 
 import audio_io
 import captions as captions_lib
+import checkpoint
 import data
 import text_encoder
-import train
 
 TOP_K = 10                  # Sec. 3.6: the 10 best-scoring captions of each vocabulary
 PICK = {"long": 3, "tags": 6}   # Sec. 3.6 / App. C: 3 LaMDA-LF sentences; 6 Rater-SF tags (PAPER_NOTES §7)
@@ -151,7 +151,7 @@ def main(argv=None):
         return 2
     try:
         scorer = mulan.load(args.checkpoint)
-    except (train.CheckpointError, text_encoder.TextEncoderError) as err:
+    except (checkpoint.CheckpointError, text_encoder.TextEncoderError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     long_form, tags = captions_lib.vocabulary(args.vocabulary, args.seed)

@@ -25,8 +25,8 @@ training clips when a run starts (train.py, `_calibrate`) and kept in the checkp
 Shapes: audio (B, T) at the stage's rate; cond and x0 (B, 1, T).
 """
 
+import checkpoint
 import data
-import train
 
 FORMS = ("residual", "paper")
 
@@ -87,7 +87,7 @@ def stats_of(config):
     if form == "paper":
         return form, 1.0, 1.0
     if not (config.get("cond_scale", 0) > 0 and config.get("residual_scale", 0) > 0):
-        raise train.CheckpointError("this residual-form config has no measured cond_scale and residual_scale; train "
+        raise checkpoint.CheckpointError("this residual-form config has no measured cond_scale and residual_scale; train "
                                     "the stage (train.py measures them) or give both settings.")
     return form, float(config["cond_scale"]), float(config["residual_scale"])
 

@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 
 import audio_io
+import checkpoint
 import data
 import diffusion
 import perf
@@ -137,10 +138,10 @@ def load_stage(folder, name, device):
     The model carries its EMA weights (what the training loop samples with, Sec. 4.1) in float32; the config is
     the training run's, which holds what sampling must match: the schedule, the objective, the form and the
     data statistics of the stage."""
-    ckpt = train.load_checkpoint(Path(folder) / f"{name}.pt", CHECKPOINTS[name])
+    ckpt = checkpoint.load_checkpoint(Path(folder) / f"{name}.pt", CHECKPOINTS[name])
     if ckpt["stage"] != name:
         raise SampleError(f"{Path(folder) / (name + '.pt')} holds the {ckpt['stage']} stage, not {name}.")
-    return train.model_from_checkpoint(ckpt).to(device), ckpt["config"]
+    return checkpoint.model_from_checkpoint(ckpt).to(device), ckpt["config"]
 
 
 def run(prompt, *, route=DEFAULT_ROUTE, seconds=30.0, n=1, seed=0, settings=None, checkpoints="checkpoints",
@@ -151,7 +152,7 @@ def run(prompt, *, route=DEFAULT_ROUTE, seconds=30.0, n=1, seed=0, settings=None
 
     settings: {stage: {setting: value}} for what the user set (None = the stage's own default, SAMPLING in its
     file); clip: the generators' dynamic clipping percentile in the paper's form (None = stage1_generator.CLIP).
-    Raises SampleError or train.CheckpointError on bad input, before any stage runs."""
+    Raises SampleError or checkpoint.CheckpointError on bad input, before any stage runs."""
     # 1. The request. `given` is only what the user set: each stage file keeps its own defaults, so an edit there
     #    is heard here. `settings` is the effective set, for the checks and the log.
     given = {name: {k: v for k, v in (settings or {}).get(name, {}).items() if v is not None} for name in DEFAULTS}
@@ -353,7 +354,7 @@ def main(argv=None):
         print(f"total {time.perf_counter() - start:.1f} s")
     # A user's mistake (a flag out of range, a missing or corrupt checkpoint, an unreadable T5 folder) is one
     # sentence that names the problem and the fix; anything else is a bug and keeps its traceback.
-    except (SampleError, train.TrainingError, text_encoder.TextEncoderError) as err:
+    except (SampleError, checkpoint.CheckpointError, train.TrainingError, text_encoder.TextEncoderError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

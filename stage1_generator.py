@@ -27,6 +27,7 @@ from types import SimpleNamespace
 
 import torch
 
+import checkpoint
 import data
 import diffusion
 import train
@@ -129,7 +130,7 @@ def _checked(config):
     has = len(config.get("mel_mean") or ()) == data.MEL_BINS if config["repr"] == "spec" else \
         config.get("signal_scale", 0) > 0
     if form == "scaled" and not has:
-        raise train.CheckpointError("this scaled-form generator config has no measured statistics (signal_scale, "
+        raise checkpoint.CheckpointError("this scaled-form generator config has no measured statistics (signal_scale, "
                                     "or mel_mean and mel_std); train the generator (train.py measures them).")
     return form
 

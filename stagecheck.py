@@ -45,6 +45,7 @@ from pathlib import Path
 import torch
 
 import audio_io
+import checkpoint
 import data
 import diffusion
 import residual
@@ -53,7 +54,6 @@ import stage1_generator
 import stage2_cascader
 import stage3_superres
 import text_encoder
-import train
 import vocoder
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -289,7 +289,7 @@ def run(folder, checkpoints, n=6, seconds=4.0, route_seconds=10.0, log=print):
         if (Path(checkpoints) / f"{name}.pt").is_file():
             models[name] = sample.load_stage(checkpoints, name, torch.device("cpu"))
     if not set(models) - set(GENERATORS):
-        raise train.CheckpointError(f"no conditioned stage checkpoint in {checkpoints}; run `make train-cascader`, "
+        raise checkpoint.CheckpointError(f"no conditioned stage checkpoint in {checkpoints}; run `make train-cascader`, "
                                     f"`make train-vocoder` or `make train-superres` first.")
     # One T5 for every stage that reads text; each must have been trained with an encoder of its width.
     t5 = None
@@ -408,7 +408,7 @@ def main(argv=None):
     folder = Path(args.data) / "test" if (Path(args.data) / "test").is_dir() else Path(args.data)
     try:
         result = run(folder, args.checkpoints, n=args.n, seconds=args.seconds)
-    except (train.CheckpointError, data.DataError, sample.SampleError, text_encoder.TextEncoderError) as err:
+    except (checkpoint.CheckpointError, data.DataError, sample.SampleError, text_encoder.TextEncoderError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(format_report(result))

@@ -15,9 +15,10 @@ What the loop does, and why:
 - Exact resumption. Every random draw of a step (which clips, where to crop, which caption, t, the noise, the
   text dropout, the conditioning corruption) comes from generators seeded by (seed, step, process), so a run needs
   only its weights, optimizer state and step to continue exactly where it stopped: the resumed run ends with the
-  very same weights as an uninterrupted one (tests/test_train.py checks this bit for bit).
-- Checkpoints are written to a temporary name and renamed. A loss that turns NaN or infinite stops the run with a
-  clear message and leaves the last good checkpoint untouched.
+  very same weights as an uninterrupted one (tests/test_train.py checks this bit for bit). What a checkpoint holds,
+  and which settings a resumed run may not change, are checkpoint.py's.
+- A loss that turns NaN or infinite stops the run with a clear message and leaves the last good checkpoint
+  untouched.
 - A preview every `sample_every` steps: a short sample from the EMA weights, written as WAV and as a spectrogram
   picture in the run folder, so a user can hear and see a stage learn.
 
@@ -32,7 +33,6 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -40,9 +40,10 @@ import torch
 import torch.distributed as dist
 
 import audio_io
+import checkpoint
 import data
 import text_encoder
-from unet1d import UNet1D, UNetConfig
+from unet1d import UNet1D
 
 # Settings every stage shares: (default, help). A stage's DEFAULTS may change a default or add settings.
 COMMON = {
@@ -81,10 +82,6 @@ COMMON = {
 
 class TrainingError(RuntimeError):
     """A problem the user can fix; main() prints its one-sentence message instead of a traceback."""
-
-
-class CheckpointError(TrainingError):
-    """A checkpoint that is missing, corrupt, or not what the caller expects; sample.py reports it the same way."""
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -232,63 +229,6 @@ def update_ema(ema_model, model, decay, step):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Checkpoints
-# ---------------------------------------------------------------------------------------------------------------
-
-# A checkpoint is a plain dict of tensors, lists and numbers, marked with this format string: torch.load reads it
-# with weights_only=True, so opening a checkpoint from elsewhere runs no code.
-FORMAT = "noise2music-checkpoint-1"
-
-
-def save_checkpoint(path, payload):
-    """torch.save to a temporary name in the same folder, then a rename: a crash mid-write never leaves a truncated
-    last.pt in place of the good one."""
-    audio_io.atomic_write(path, lambda tmp: torch.save(payload, tmp), suffix=".pt")
-
-
-def load_checkpoint(path, make_target=None):
-    """Read a checkpoint, or raise CheckpointError with one sentence saying what is wrong and how to fix it."""
-    path = Path(path)
-    how = f"run `make {make_target}` to train it" if make_target else "train or restore it"
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; {how}.")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)   # plain tensors and dicts: no code runs
-    except Exception:
-        raise CheckpointError(f"checkpoint {path} is truncated or corrupt and cannot be read; {how} again.") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a noise2music checkpoint; {how}.")
-    return ckpt
-
-
-def model_from_checkpoint(ckpt, weights="ema", build=lambda c: UNet1D(UNetConfig(**c))):
-    """Rebuild the model recorded in a checkpoint (a U-Net unless `build` says otherwise: config dict -> module) and
-    load its EMA (default) or live weights, in float32."""
-    model = build(ckpt["unet"])
-    # An exported checkpoint (train.py export) keeps only the EMA weights, stored as "model" with "ema" None.
-    state = ckpt.get(weights) or ckpt["model"]
-    try:
-        model.load_state_dict({k: v.float() for k, v in state.items()})
-    except RuntimeError:
-        raise CheckpointError(f"the weights of stage {ckpt.get('stage')} do not fit its recorded model; "
-                              "the checkpoint is damaged, retrain it.") from None
-    return model.eval()
-
-
-def export(src, dst):
-    """Keep only the EMA weights, in half precision: what sample.py needs, at a quarter of the size."""
-    ckpt = load_checkpoint(src)
-    # The optimizer state (twice the weights) and the live weights are what a resumed run needs, not a sampler.
-    slim = {k: ckpt[k] for k in ("format", "stage", "unet", "config", "step", "loss")}
-    slim["prior_steps"] = ckpt.get("prior_steps", 0)            # steps of the runs it was initialised from
-    slim["model"] = {k: v.half() for k, v in ckpt["ema"].items()}
-    slim["ema"] = None
-    save_checkpoint(dst, slim)
-    print(f"wrote {dst} ({Path(dst).stat().st_size / 1e6:.1f} MB): EMA weights of {ckpt['stage']} at step "
-          f"{ckpt['step']}")
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # The loop
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -296,14 +236,6 @@ def _log(rank, *args):
     """Print from process 0 only: N processes would print every line N times."""
     if rank == 0:
         print(*args, flush=True)
-
-
-# An exact continuation needs the same data stream (seed, batch, crops, clips, corpus), the same loss (objective,
-# schedule, weight, form, corruption) and the same text: a resumed run refuses to change any of these.
-RESUME_FIXED = ("seed", "batch_size", "accum", "world_size", "objective", "schedule", "weight", "text_length", "t5",
-                "repr", "seconds", "crop_min", "crop_max", "data", "clips", "form", "t_max", "blur_prob", "blur_max")
-# What a checkpoint written before a setting existed was trained with: the conditioned stages' paper form.
-LEGACY = {"form": "paper", "clips": 0}
 
 
 def train(stage, cfg):
@@ -321,9 +253,9 @@ def _train(stage, cfg):
     # --- Set-up: who we are (rank, device), the model and its optimizer, and where a resumed run stands.
     run = _processes(cfg)                                       # world, rank, device, micro-batch, paths
     ctx, unet_cfg, model, ema_model, opt = _build(stage, cfg, run.device)
-    start, resumed_config = _resume(stage, cfg, run, unet_cfg, model, ema_model, opt)
+    start, resumed_config = checkpoint.resume(stage, cfg, run, unet_cfg, model, ema_model, opt)
     if start == 0 and cfg.init:                                 # a new run that carries on an earlier one's weights
-        resumed_config = _initialise(stage, cfg, run, unet_cfg, model, ema_model)
+        resumed_config = checkpoint.initialise(stage, cfg, run, unet_cfg, model, ema_model)
     if start >= cfg.steps:
         _log(run.rank, f"{run.ckpt_path} is already at step {start} of {cfg.steps}; nothing to do.")
         return
@@ -356,7 +288,7 @@ def _train(stage, cfg):
         # decision, because process 0's clock is broadcast.
         out_of_time = bool(cfg.minutes) and _all_agree(time.time() - t0 > cfg.minutes * 60, run.world, run.device)
         if run.rank == 0 and (done % cfg.ckpt_every == 0 or done == cfg.steps or out_of_time):
-            _save(stage, cfg, run, unet_cfg, model, ema_model, opt, done, total)
+            checkpoint.save_run(stage, cfg, run, unet_cfg, model, ema_model, opt, done, total)
         if run.rank == 0 and cfg.sample_every and (done % cfg.sample_every == 0 or done == cfg.steps):
             write_preview(stage, ema_model, preview_batch, ctx, run.out / "samples" / f"step{done:07d}")
         if out_of_time and done < cfg.steps:
@@ -372,16 +304,6 @@ def _append_log(path, step, loss, lr, seconds):
     """One line of <out>/log.jsonl: the loss (process 0's share of the batch), the learning rate, the time."""
     with open(path, "a") as f:
         f.write(json.dumps({"step": step, "loss": loss, "lr": lr, "seconds": round(seconds, 2)}) + "\n")
-
-
-def _save(stage, cfg, run, unet_cfg, model, ema_model, opt, step, loss):
-    """<out>/last.pt: everything an exact continuation needs (weights, EMA, optimizer, config, step). No random
-    state is stored: every draw of a step is a function of (seed, step, process, micro-batch), see seeded()."""
-    save_checkpoint(run.ckpt_path, {
-        "format": FORMAT, "stage": stage.NAME, "unet": asdict(unet_cfg), "config": vars(cfg),
-        "step": step, "loss": loss, "model": model.state_dict(), "ema": ema_model.state_dict(),
-        "optimizer": opt.state_dict(), "world_size": run.world, "prior_steps": run.prior_steps,
-        "rng": {"scheme": "seeded(seed, step, rank, micro)", "seed": cfg.seed}})
 
 
 def _processes(cfg):
@@ -422,61 +344,6 @@ def _build(stage, cfg, device):
     ema_model = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))       # Sec. 4.1
     return ctx, unet_cfg, model, ema_model, opt
-
-
-def _resume(stage, cfg, run, unet_cfg, model, ema_model, opt):
-    """(start step, the recorded config or None): loads <out>/last.pt with --resume=true, after checking that the
-    settings an exact continuation depends on have not changed."""
-    # Never overwrite a run by accident: an existing last.pt is continued only when asked.
-    if run.ckpt_path.exists() and not cfg.resume:
-        raise TrainingError(f"{run.ckpt_path} already exists; pass --resume=true to continue it, or choose another "
-                            f"--out.")
-    if not cfg.resume:
-        return 0, None
-    if not run.ckpt_path.exists():
-        raise TrainingError(f"--resume=true but {run.ckpt_path} does not exist; drop --resume to start a new run.")
-    ckpt = load_checkpoint(run.ckpt_path)
-    # A config field added since the checkpoint was written takes its default (UNetConfig's).
-    if ckpt["stage"] != stage.NAME or {**asdict(type(unet_cfg)()), **ckpt["unet"]} != asdict(unet_cfg):
-        raise TrainingError(f"{run.ckpt_path} holds a different stage or model size; use another --out.")
-    # An exact continuation needs the same data stream and the same loss: these settings must not change.
-    for key in RESUME_FIXED:
-        old = ckpt["config"].get(key, LEGACY.get(key)) if key != "world_size" else ckpt.get("world_size", 1)
-        new = getattr(cfg, key, None) if key != "world_size" else run.world
-        if old != new:
-            raise TrainingError(f"{run.ckpt_path} was trained with {key}={old}, not {new}; resume with the same "
-                                f"setting or start a new run with another --out.")
-    # The live weights, the EMA and Adam's moments: with the step, all the state an exact continuation needs.
-    model.load_state_dict(ckpt["model"])
-    ema_model.load_state_dict(ckpt["ema"])
-    opt.load_state_dict(ckpt["optimizer"])
-    run.prior_steps = ckpt.get("prior_steps", 0)
-    return ckpt["step"], ckpt["config"]
-
-
-# What an initialising checkpoint and the new run must share: the same network must be asked the same question.
-INIT_FIXED = ("repr", "form", "objective", "schedule", "text_length", "t5")
-
-
-def _initialise(stage, cfg, run, unet_cfg, model, ema_model):
-    """--init=FILE: load FILE's EMA weights (the ones that sample best) into the network and its EMA copy; returns
-    FILE's config, whose data statistics the run keeps (the weights were learned on that scale). The optimizer
-    starts afresh, with its warm-up. [choice] A session on this project's machines keeps checkpoints/ but not
-    runs/, so a long CPU run is continued from the shipped checkpoint, not from last.pt."""
-    ckpt = load_checkpoint(cfg.init)
-    if ckpt["stage"] != stage.NAME or {**asdict(type(unet_cfg)()), **ckpt["unet"]} != asdict(unet_cfg):
-        raise TrainingError(f"{cfg.init} holds a different stage or model size than this run; --init needs a "
-                            f"checkpoint of {stage.NAME} with --preset={cfg.preset}.")
-    for key in (k for k in INIT_FIXED if hasattr(cfg, k)):            # MuLan has no repr or form, say
-        old, new = ckpt["config"].get(key, LEGACY.get(key)), getattr(cfg, key)
-        if old != new:
-            raise TrainingError(f"{cfg.init} was trained with {key}={old}, not {new}; pass --{key}={old}.")
-    weights = {k: v.float() for k, v in (ckpt.get("ema") or ckpt["model"]).items()}
-    model.load_state_dict(weights)
-    ema_model.load_state_dict(weights)
-    run.prior_steps = ckpt.get("prior_steps", 0) + ckpt["step"]       # steps behind these weights, for the record
-    _log(run.rank, f"initialised from {cfg.init}: {run.prior_steps} earlier steps")
-    return ckpt["config"]
 
 
 def _data(stage, cfg, run, unet_cfg, start, resumed_config):
@@ -627,7 +494,7 @@ def main(stage, argv=None):
         return 0
     try:
         train(stage, parse_config(stage, argv))
-    except (TrainingError, data.DataError, text_encoder.TextEncoderError) as err:
+    except (TrainingError, checkpoint.CheckpointError, data.DataError, text_encoder.TextEncoderError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     # Ctrl-C between checkpoints loses at most ckpt_every steps; last.pt was written atomically, so it is whole.
@@ -641,8 +508,8 @@ def main(stage, argv=None):
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "export":
         try:
-            export(sys.argv[2], sys.argv[3])
-        except TrainingError as err:
+            checkpoint.export(sys.argv[2], sys.argv[3])
+        except checkpoint.CheckpointError as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
     else:

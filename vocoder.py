@@ -30,6 +30,7 @@ from types import SimpleNamespace
 
 import torch
 
+import checkpoint
 import data
 import diffusion
 import train
@@ -79,7 +80,7 @@ def standardise(mel, config):
     if config.get("form", "paper") == "paper":
         return mel
     if len(config.get("mel_mean") or ()) != data.MEL_BINS or not config.get("signal_scale", 0) > 0:
-        raise train.CheckpointError("this scaled-form vocoder config has no measured signal_scale, mel_mean and "
+        raise checkpoint.CheckpointError("this scaled-form vocoder config has no measured signal_scale, mel_mean and "
                                     "mel_std; train the vocoder (train.py measures them).")
     return data.standardise_mel(mel, config)
 

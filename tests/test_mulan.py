@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import checkpoint
 import mulan
 import train
 
@@ -57,9 +58,9 @@ def test_train_through_the_shared_loop_then_load_and_embed(tmp_path, tiny_corpus
 
 
 def test_load_refuses_other_checkpoints(tmp_path):
-    with pytest.raises(train.CheckpointError, match="make train-mulan"):
+    with pytest.raises(checkpoint.CheckpointError, match="make train-mulan"):
         mulan.load(tmp_path / "missing.pt")
-    with pytest.raises(train.CheckpointError, match="not a MuLan"):
+    with pytest.raises(checkpoint.CheckpointError, match="not a MuLan"):
         mulan.load("checkpoints/superres.pt")
 
 

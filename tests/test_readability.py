@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # The files a reader opens first: the stages, the diffusion maths, the network, the loop and the cascade.
 READING_PATH = ["stage1_generator.py", "stage2_cascader.py", "stage3_superres.py", "vocoder.py", "residual.py",
-                "diffusion.py", "unet1d.py", "train.py", "sample.py"]
+                "diffusion.py", "unet1d.py", "train.py", "checkpoint.py", "sample.py"]
 MAX_FUNCTION_LINES = 60
 MIN_COMMENT_SHARE = 0.30
 

@@ -6,6 +6,7 @@ from dataclasses import asdict, replace
 import pytest
 import torch
 
+import checkpoint
 import data
 import residual
 import stage2_cascader
@@ -118,8 +119,8 @@ def test_fast_griffin_lim_gets_closer_in_the_same_iterations():
 
 
 def _save(folder, name, model, config):
-    train.save_checkpoint(folder / f"{name}.pt", {
-        "format": train.FORMAT, "stage": name, "unet": asdict(model.config), "config": config, "step": 0,
+    checkpoint.save_checkpoint(folder / f"{name}.pt", {
+        "format": checkpoint.FORMAT, "stage": name, "unet": asdict(model.config), "config": config, "step": 0,
         "loss": 0.0, "model": model.state_dict(), "ema": None})
 
 

@@ -5,6 +5,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+import checkpoint
 import data
 import evaluate
 import residual
@@ -73,8 +74,8 @@ def test_stage_learns_and_generates(name, tmp_path, tiny_corpus):
     before = fixed_loss(stage, initial, cfg, batch, text)
 
     train.train(stage, cfg)
-    ckpt = train.load_checkpoint(tmp_path / "last.pt")
-    after = fixed_loss(stage, train.model_from_checkpoint(ckpt, weights="model"), cfg, batch, text)
+    ckpt = checkpoint.load_checkpoint(tmp_path / "last.pt")
+    after = fixed_loss(stage, checkpoint.model_from_checkpoint(ckpt, weights="model"), cfg, batch, text)
     # Not against the untrained network (learning the noise scale alone beats a zero-initialised one) but against
     # the model-free Gaussian denoiser: a stage that learned something of the tones beats it.
     no_model = fixed_loss(stage, gaussian_baseline(name, cfg, batch), cfg, batch, text)
@@ -82,7 +83,7 @@ def test_stage_learns_and_generates(name, tmp_path, tiny_corpus):
     assert after < before
     assert list((tmp_path / "samples").glob("step0000080.png"))               # the preview picture was written
 
-    model = train.model_from_checkpoint(ckpt)
+    model = checkpoint.model_from_checkpoint(ckpt)
     g = torch.Generator().manual_seed(0)
     if name in ("waveform-generator", "spectrogram-generator"):
         emb, mask = text.encoder.encode(["a tone at 440 hertz"] * 2, max_length=cfg.text_length)

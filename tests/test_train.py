@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+import checkpoint
 import stage3_superres
 import vocoder
 import train
@@ -22,7 +23,7 @@ def config(stage, tmp, corpus, *extra):
 
 
 def weights(path):
-    ckpt = train.load_checkpoint(path)
+    ckpt = checkpoint.load_checkpoint(path)
     return ckpt["step"], ckpt["model"], ckpt["ema"], ckpt["optimizer"]["state"]
 
 
@@ -106,17 +107,17 @@ def test_corrupt_and_missing_checkpoints_are_one_sentence(tmp_path, tiny_corpus)
     train.train(stage, config(stage, tmp_path, tiny_corpus, "--steps=2"))
     good = (tmp_path / "last.pt").read_bytes()
     (tmp_path / "last.pt").write_bytes(good[: len(good) // 2])             # truncated, as by a full disk
-    with pytest.raises(train.CheckpointError, match="truncated or corrupt"):
-        train.load_checkpoint(tmp_path / "last.pt", "train-superres")
-    with pytest.raises(train.CheckpointError, match="truncated or corrupt"):
+    with pytest.raises(checkpoint.CheckpointError, match="truncated or corrupt"):
+        checkpoint.load_checkpoint(tmp_path / "last.pt", "train-superres")
+    with pytest.raises(checkpoint.CheckpointError, match="truncated or corrupt"):
         train.train(stage, config(stage, tmp_path, tiny_corpus, "--steps=4", "--resume=true"))
-    with pytest.raises(train.CheckpointError, match="does not exist; run `make train-superres`"):
-        train.load_checkpoint(tmp_path / "nope.pt", "train-superres")
+    with pytest.raises(checkpoint.CheckpointError, match="does not exist; run `make train-superres`"):
+        checkpoint.load_checkpoint(tmp_path / "nope.pt", "train-superres")
     # A run never silently overwrites an existing one, and a resume cannot change the data stream or the loss.
     (tmp_path / "last.pt").write_bytes(good)
-    with pytest.raises(train.TrainingError, match="trained with seed=0, not 1"):
+    with pytest.raises(checkpoint.CheckpointError, match="trained with seed=0, not 1"):
         train.train(stage, config(stage, tmp_path, tiny_corpus, "--steps=4", "--resume=true", "--seed=1"))
-    with pytest.raises(train.TrainingError, match="already exists; pass --resume=true"):
+    with pytest.raises(checkpoint.CheckpointError, match="already exists; pass --resume=true"):
         train.train(stage, config(stage, tmp_path, tiny_corpus, "--steps=4"))
 
 
@@ -191,9 +192,9 @@ def test_two_process_ddp_checkpoint_loads_in_one_process(tmp_path, tiny_corpus):
                         "stage3_superres.py", *FAST, "--steps=3", f"--data={tiny_corpus}", f"--out={out}",
                         "--device=cpu"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=240)
     assert r.returncode == 0, r.stderr[-2000:]
-    ckpt = train.load_checkpoint(out / "last.pt")
+    ckpt = checkpoint.load_checkpoint(out / "last.pt")
     assert ckpt["step"] == 3
-    model = train.model_from_checkpoint(ckpt)                 # a plain single-process model loads DDP's weights
+    model = checkpoint.model_from_checkpoint(ckpt)                 # a plain single-process model loads DDP's weights
     x = torch.zeros(1, 1, 600)
     assert model(x, torch.full((1,), 0.5), cond=x, cond_noise=torch.zeros(1)).shape == x.shape
 
@@ -249,20 +250,20 @@ def test_init_starts_a_new_run_from_a_checkpoints_weights_and_statistics(tmp_pat
     counted; a checkpoint of another stage is refused with one sentence."""
     stage = stage3_superres.STAGE
     train.train(stage, config(stage, tmp_path / "first", tiny_corpus, "--steps=3"))
-    train.export(tmp_path / "first" / "last.pt", tmp_path / "first.pt")
-    exported = train.load_checkpoint(tmp_path / "first.pt")
+    checkpoint.export(tmp_path / "first" / "last.pt", tmp_path / "first.pt")
+    exported = checkpoint.load_checkpoint(tmp_path / "first.pt")
     cfg = config(stage, tmp_path / "second", tiny_corpus, f"--init={tmp_path / 'first.pt'}")
     run = train._processes(cfg)
     ctx, unet_cfg, model, ema_model, opt = train._build(stage, cfg, run.device)
-    recorded = train._initialise(stage, cfg, run, unet_cfg, model, ema_model)
+    recorded = checkpoint.initialise(stage, cfg, run, unet_cfg, model, ema_model)
     for name, value in exported["model"].items():
         assert torch.equal(model.state_dict()[name], value.float()), name
         assert torch.equal(ema_model.state_dict()[name], value.float()), name
     assert run.prior_steps == 3 and recorded["residual_scale"] == exported["config"]["residual_scale"]
     # A whole run from it carries the count on, and its export keeps it.
     train.train(stage, config(stage, tmp_path / "second", tiny_corpus, "--steps=2", f"--init={tmp_path / 'first.pt'}"))
-    second = train.load_checkpoint(tmp_path / "second" / "last.pt")
+    second = checkpoint.load_checkpoint(tmp_path / "second" / "last.pt")
     assert second["prior_steps"] == 3 and second["config"]["residual_scale"] == exported["config"]["residual_scale"]
     vocoder_cfg = config(vocoder.STAGE, tmp_path / "third", tiny_corpus, f"--init={tmp_path / 'first.pt'}")
-    with pytest.raises(train.TrainingError, match="different stage"):
+    with pytest.raises(checkpoint.CheckpointError, match="different stage"):
         train.train(vocoder.STAGE, vocoder_cfg)
