@@ -31,8 +31,7 @@ class CheckpointError(RuntimeError):
     command that meets it prints its one sentence instead of a traceback."""
 
 
-# A checkpoint is a plain dict of tensors, lists and numbers, marked with this format string: torch.load reads it
-# with weights_only=True, so opening a checkpoint from elsewhere runs no code.
+# Every checkpoint carries this marker: load_checkpoint refuses a .pt file written by anything else.
 FORMAT = "noise2music-checkpoint-1"
 
 
@@ -106,6 +105,12 @@ def save_run(stage, cfg, run, unet_cfg, model, ema_model, opt, step, loss):
         "rng": {"scheme": "seeded(seed, step, rank, micro)", "seed": cfg.seed}})
 
 
+def _same_model(ckpt, stage, unet_cfg):
+    """Does the checkpoint hold this stage with this network? A config field added since it was written takes its
+    default (the config dataclass's), so an older checkpoint of the same network still matches."""
+    return ckpt["stage"] == stage.NAME and {**asdict(type(unet_cfg)()), **ckpt["unet"]} == asdict(unet_cfg)
+
+
 def resume(stage, cfg, run, unet_cfg, model, ema_model, opt):
     """(start step, the recorded config or None): loads <out>/last.pt with --resume=true, after checking that the
     settings an exact continuation depends on have not changed."""
@@ -118,8 +123,7 @@ def resume(stage, cfg, run, unet_cfg, model, ema_model, opt):
     if not run.ckpt_path.exists():
         raise CheckpointError(f"--resume=true but {run.ckpt_path} does not exist; drop --resume to start a new run.")
     ckpt = load_checkpoint(run.ckpt_path)
-    # A config field added since the checkpoint was written takes its default (UNetConfig's).
-    if ckpt["stage"] != stage.NAME or {**asdict(type(unet_cfg)()), **ckpt["unet"]} != asdict(unet_cfg):
+    if not _same_model(ckpt, stage, unet_cfg):
         raise CheckpointError(f"{run.ckpt_path} holds a different stage or model size; use another --out.")
     # An exact continuation needs the same data stream and the same loss: these settings must not change.
     for key in RESUME_FIXED:
@@ -146,7 +150,7 @@ def initialise(stage, cfg, run, unet_cfg, model, ema_model):
     starts afresh, with its warm-up. [choice] A session on this project's machines keeps checkpoints/ but not
     runs/, so a long CPU run is continued from the shipped checkpoint, not from last.pt."""
     ckpt = load_checkpoint(cfg.init)
-    if ckpt["stage"] != stage.NAME or {**asdict(type(unet_cfg)()), **ckpt["unet"]} != asdict(unet_cfg):
+    if not _same_model(ckpt, stage, unet_cfg):
         raise CheckpointError(f"{cfg.init} holds a different stage or model size than this run; --init needs a "
                               f"checkpoint of {stage.NAME} with --preset={cfg.preset}.")
     for key in (k for k in INIT_FIXED if hasattr(cfg, k)):            # MuLan has no repr or form, say
