@@ -327,7 +327,7 @@ def settings(defaults, **given):
 
 
 def sample(model_fn, shape, *, step_sizes, schedule="cosine", objective="v", gamma=0.0, generator=None,
-           clip_percentile=None, project=None, device=None, progress=False):
+           clip_percentile=None, project=None, device=None, progress=False, start=None):
     """The paper's ancestral sampler (App. A, eq. 4) with stochasticity gamma; returns the sample at t = 0.
 
     From t to s < t, with r = exp(lambda_t - lambda_s) (the fraction of SNR not yet gained):
@@ -339,9 +339,18 @@ def sample(model_fn, shape, *, step_sizes, schedule="cosine", objective="v", gam
     The last step (s = 0) returns x0_hat without adding noise, as GR-dd's reference sampler does.
     project: None, or a function applied to every x0_hat after clipping: a projection onto the signals the model
     may produce (the band a residual cascader adds, or the data's range for a scaled generator).
+    start: None, or (x_t0, t0): begin at time t0 from x_t0 (B, ...), e.g. a real example noised to t0, with the
+    step list squeezed into [0, t0] (SDEdit, Meng et al. 2022). Not the paper's sampler: a diagnostic that says
+    which noise levels decide what a sample holds (stagecheck.from_noised).
     """
     times = _times(step_sizes)
-    x = randn(shape, generator, device)                                # App. A: start from x_1 ~ N(0, I)
+    if start is None:
+        x = randn(shape, generator, device)                            # App. A: start from x_1 ~ N(0, I)
+    else:
+        x, t0 = start
+        if not 0.0 < t0 <= 1.0:
+            raise ValueError(f"start time {t0} is outside (0, 1].")
+        times = times * float(t0)                                      # the same step list, over [0, t0]
     steps = len(times) - 1
     for n in _progress(range(steps, 0, -1), progress, steps):
         t, s = float(times[n]), float(times[n - 1])

@@ -116,11 +116,12 @@ SAMPLING = dict(steps=12, step_kind="front", gamma=0.0, guidance=5.0, cond_noise
 
 @torch.no_grad()
 def generate(model, lowres, text_emb=None, text_mask=None, *, config, steps=None, step_kind=None, gamma=None,
-             guidance=None, cond_noise=None, generator=None, progress=False):
+             guidance=None, cond_noise=None, generator=None, progress=False, start=None):
     """(B, T/5) 3.2 kHz audio (+ T5 tokens) -> (B, T) 16 kHz audio.  Unset sampler settings take SAMPLING's.
 
     config: the training config (a checkpoint's "config" dict): form, scales, schedule, objective.
-    text_emb=None samples without text (guidance is then irrelevant).
+    text_emb=None samples without text (guidance is then irrelevant). start: None, or (x_t0, t0), the sampler's
+    own units, to begin part-way (diffusion.sample).
     """
     s = diffusion.settings(SAMPLING, steps=steps, step_kind=step_kind, gamma=gamma, guidance=guidance,
                            cond_noise=cond_noise)
@@ -136,7 +137,7 @@ def generate(model, lowres, text_emb=None, text_mask=None, *, config, steps=None
     steps = diffusion.step_schedule("waveform-cascader", s["step_kind"], s["steps"])
     x = diffusion.sample(model_fn, tuple(cond.shape), step_sizes=steps, schedule=schedule, objective=objective,
                          gamma=s["gamma"], generator=generator, device=dev, progress=progress and "cascader",
-                         **residual.sampler_options(form, LOW_RATE, RATE))  # (B, 1, T)
+                         start=start, **residual.sampler_options(form, LOW_RATE, RATE))  # (B, 1, T)
     return residual.output(up, x, form, residual_scale)
 
 

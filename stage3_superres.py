@@ -88,9 +88,10 @@ SAMPLING = dict(steps=12, step_kind="front", gamma=0.0, cond_noise=0.02)
 
 @torch.no_grad()
 def generate(model, audio, *, config, steps=None, step_kind=None, gamma=None, cond_noise=None,
-             generator=None, progress=False):
+             generator=None, progress=False, start=None):
     """(B, T) 16 kHz audio -> (B, round(1.5 T)) 24 kHz audio.  Unset sampler settings take SAMPLING's.
-    config: the training config (a checkpoint's "config" dict): form, scales, schedule, objective."""
+    config: the training config (a checkpoint's "config" dict): form, scales, schedule, objective.
+    start: None, or (x_t0, t0), the sampler's own units, to begin part-way (diffusion.sample)."""
     s = diffusion.settings(SAMPLING, steps=steps, step_kind=step_kind, gamma=gamma, cond_noise=cond_noise)
     form, cond_scale, residual_scale = residual.stats_of(config)
     schedule, objective = config["schedule"], config["objective"]
@@ -102,7 +103,7 @@ def generate(model, audio, *, config, steps=None, step_kind=None, gamma=None, co
     x = diffusion.sample(_model_fn(model, cond, level), tuple(cond.shape),
                          step_sizes=diffusion.step_schedule("superres", s["step_kind"], s["steps"]),
                          schedule=schedule, objective=objective, gamma=s["gamma"], generator=generator, device=dev,
-                         progress=progress and "super-resolution",
+                         progress=progress and "super-resolution", start=start,
                          **residual.sampler_options(form, LOW_RATE, RATE))  # (B, 1, 1.5 T)
     return residual.output(up, x, form, residual_scale)
 

@@ -14,6 +14,8 @@ sampling settings (SAMPLING in each stage file), and always next to the answer o
                     "x0 = the upsampled input" (the no-model answer): below 1 means the model adds something true
       correlation   of the added band of two outputs made from two different inputs with the same seed (near 1 =
                     the stage ignores its input)
+      from noised   the real band noised to t0 = 0.2 ... 1, then sampled down: its loudness against the real
+                    band's and its error, for each t0 (which noise levels decide what the added band holds)
     vocoder (log-mel -> 16 kHz):
       log-mel distance of its output to the real clip, against Griffin-Lim from the same mel (no model) and
       against the output made from another clip's mel
@@ -184,6 +186,34 @@ def check_cascader(name, model, config, real, text, settings=None):
     }
 
 
+FROM_NOISED_TIMES = (0.2, 0.5, 0.8, 1.0)     # the start times t0 of from_noised (log-SNR +0.7, -2.5, -6.4, -10 linear)
+
+
+@torch.no_grad()
+def from_noised(name, model, config, real, text, times=FROM_NOISED_TIMES):
+    """Which noise levels decide the added band?  The real clip's own diffused signal (its residual band, in the
+    residual form) noised to t0, then the shipped sampler from t0 down to 0 (diffusion.sample's `start`):
+    {t0: {"logsnr", "rms_ratio": median over clips of added-band RMS out / real, "error": the added band's squared
+    error / its power}}. A stage that knows its band from its input keeps the ratio near 1 and the error low from
+    every t0; where the figures break down is where the sampler stops finding what the input says (README)."""
+    _, low_rate, rate = CASCADERS[name]
+    cfg = argparse.Namespace(**{**config, "form": config.get("form", "paper")})
+    low = data.resample(real, rate, low_rate)
+    _, x0 = residual.loss_inputs(real, low_rate, rate, cfg)                  # (B, 1, T) in the sampler's units
+    high = lambda z: residual.highpass(z, low_rate, rate)
+    g = torch.Generator().manual_seed(3)
+    out = {}
+    for t0 in times:
+        alpha, sigma = diffusion.alpha_sigma(torch.tensor(t0), cfg.schedule)
+        x_t0 = alpha * x0 + sigma * torch.randn(x0.shape, generator=g)
+        made = _generate(name, model, config, low, text, 0, {"start": (x_t0, t0)})[:, :real.shape[1]]
+        power = lambda z: high(z).pow(2).mean(dim=1)                         # (B,)
+        out[t0] = {"logsnr": float(diffusion.logsnr(torch.tensor(t0), cfg.schedule)),
+                   "rms_ratio": _median((power(made) / power(real).clamp(min=1e-20)).sqrt()),
+                   "error": float(power(made - real).sum() / power(real).sum().clamp(min=1e-20))}
+    return out
+
+
 def check_vocoder(model, config, real, settings=None):
     """The vocoder against Griffin-Lim on real 16 kHz clips (B, T); `settings` as in check_cascader."""
     mel = data.log_mel(real)                                                 # (B, 80, F)
@@ -318,6 +348,7 @@ def run(folder, checkpoints, n=6, seconds=4.0, route_seconds=10.0, log=print):
             text = t5.encode(batch["caption"], max_length=config["text_length"]) if name == "waveform-cascader" \
                 else (None, None)
             result[name] = check_cascader(name, model, config, batch["audio"], text)
+            result[name]["from_noised"] = from_noised(name, model, config, batch["audio"], text)
         log(f"{name}: checked in {time.perf_counter() - start:.0f} s")
     longer = data.fixed_batch(folder, 24000, n=n, seconds=route_seconds, multiple=1920)
     result["real_routes"] = {"flatness": _median(flatness(longer["audio"], 24000)),
@@ -353,6 +384,10 @@ def format_report(r):
                       f"  same seed, two inputs: added-band correlation {c['swap_correlation']:.3f}",
                       "  teacher-forced x0 error / no-model error: "
                       + ", ".join(f"t={t:g} {v:.3f}" for t, v in c["teacher_forced"].items())]
+            if "from_noised" in c:
+                lines.append("  sampled from the real band noised to t0 (log-SNR): added-band RMS / real, error / "
+                             "power: " + ", ".join(f"t0={t} ({f['logsnr']:+.1f}) {f['rms_ratio']:.2f}, "
+                                                  f"{f['error']:.2f}" for t, f in c["from_noised"].items()))
     if "vocoder" in r:
         v = r["vocoder"]
         lines += ["vocoder:",

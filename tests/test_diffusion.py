@@ -159,6 +159,28 @@ def test_sampler_reproduces_two_mode_mixture(objective, sampler, gamma):
     assert abs(left.std().item() - 0.1) < 0.015 and abs(right.std().item() - 0.1) < 0.015
 
 
+@pytest.mark.parametrize("gamma", [0.0, 1.0])
+def test_sampler_started_part_way_by_an_oracle_hands_back_the_clean_signal(gamma):
+    # A denoiser that knows x0 exactly: every x0_hat is x0, so from x0 noised to t0 the posterior means stay on x0's
+    # path and the last step returns x0 itself. The model must only be asked at times in (0, t0].
+    x0 = torch.randn(3, 1, 40, generator=torch.Generator().manual_seed(4))
+    seen = []
+
+    def oracle(x_t, t):
+        seen.append(float(t[0]))
+        alpha, sigma = D.alpha_sigma(t, "linear")
+        a, s = alpha[:, None, None], sigma[:, None, None]
+        return a * (x_t - a * x0) / s - s * x0                   # v for eps = (x_t - a x0) / s
+    alpha, sigma = D.alpha_sigma(torch.tensor(0.5), "linear")
+    start = alpha * x0 + sigma * torch.randn(x0.shape, generator=torch.Generator().manual_seed(5))
+    out = D.sample(oracle, tuple(x0.shape), step_sizes=[0.25] * 4, schedule="linear", gamma=gamma,
+                   generator=torch.Generator().manual_seed(6), start=(start, 0.5))
+    torch.testing.assert_close(out, x0, atol=1e-5, rtol=0)
+    assert seen == pytest.approx([0.5, 0.375, 0.25, 0.125])
+    with pytest.raises(ValueError, match="outside"):
+        D.sample(oracle, tuple(x0.shape), step_sizes=[1.0], start=(start, 1.5))
+
+
 @pytest.mark.parametrize("gamma", [0.0, 0.5, 1.0])
 def test_gamma_interpolates_the_log_variance(gamma):
     # One ancestral step from t = 1 to s = 0.5 with a "denoiser" that returns x0_hat = x_t; the last step then hands

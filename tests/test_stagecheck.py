@@ -148,10 +148,13 @@ def test_stage_check_runs_and_sees_the_exact_given_band(tmp_path, tiny_corpus):
         assert c["given_band_error"] < 1e-4 and c["given_band_error_plain"] < 1e-4
         assert min(c["added_band_lsd"], c["added_band_lsd_plain"], c["added_band_lsd_swapped"]) > 0
         assert set(c["teacher_forced"]) == set(stagecheck.TEACHER_TIMES)
+        assert set(c["from_noised"]) == set(stagecheck.FROM_NOISED_TIMES)
+        assert all(f["rms_ratio"] >= 0 and f["error"] >= 0 for f in c["from_noised"].values())
     assert 0 < result["vocoder"]["log_mel_distance_griffin_lim"] < result["vocoder"]["log_mel_distance"]
     assert set(result["routes"]) == {"wave", "spec", "spec, Griffin-Lim"}
     text = stagecheck.format_report(result)
     assert "given band 0-8 kHz" in text and "Griffin-Lim" in text and "does the text matter" in text
+    assert "sampled from the real band noised to t0" in text
 
 
 def test_generator_check_tells_a_generator_that_ignores_its_text(tiny_corpus):
