@@ -186,7 +186,7 @@ def check_cascader(name, model, config, real, text, settings=None):
     }
 
 
-FROM_NOISED_TIMES = (0.2, 0.5, 0.8, 1.0)     # the start times t0 of from_noised (log-SNR +0.7, -2.5, -6.4, -10 linear)
+FROM_NOISED_TIMES = (0.2, 0.5, 0.8, 1.0)     # from_noised's start times t0; log-SNR +0.7, -2.5, -6.4, -10 (linear)
 
 
 @torch.no_grad()
@@ -200,14 +200,13 @@ def from_noised(name, model, config, real, text, times=FROM_NOISED_TIMES):
     cfg = argparse.Namespace(**{**config, "form": config.get("form", "paper")})
     low = data.resample(real, rate, low_rate)
     _, x0 = residual.loss_inputs(real, low_rate, rate, cfg)                  # (B, 1, T) in the sampler's units
-    high = lambda z: residual.highpass(z, low_rate, rate)
+    power = lambda z: residual.highpass(z, low_rate, rate).pow(2).mean(dim=1)   # (B,) the added band's power
     g = torch.Generator().manual_seed(3)
     out = {}
     for t0 in times:
         alpha, sigma = diffusion.alpha_sigma(torch.tensor(t0), cfg.schedule)
         x_t0 = alpha * x0 + sigma * torch.randn(x0.shape, generator=g)
         made = _generate(name, model, config, low, text, 0, {"start": (x_t0, t0)})[:, :real.shape[1]]
-        power = lambda z: high(z).pow(2).mean(dim=1)                         # (B,)
         out[t0] = {"logsnr": float(diffusion.logsnr(torch.tensor(t0), cfg.schedule)),
                    "rms_ratio": _median((power(made) / power(real).clamp(min=1e-20)).sqrt()),
                    "error": float(power(made - real).sum() / power(real).sum().clamp(min=1e-20))}
