@@ -40,9 +40,14 @@ import unet1d
 LOW_RATE, RATE = 3200, 16000
 
 DEFAULTS = {
-    "form": ("residual", "residual: input + diffused 1.6-8 kHz residual (residual.py) [choice]; paper: the whole wave"),
+    "form": ("residual", "residual: input + diffused 1.6-8 kHz residual (residual.py) [choice]; envelope: that "
+             "residual divided by the input's 0.4-1.6 kHz loudness [choice]; paper: the whole wave"),
     "cond_scale": (0.0, "RMS of the 0-1.6 kHz conditioning, divided out (0 = measure on the training clips at start)"),
     "residual_scale": (0.0, "RMS of the 1.6-8 kHz residual, divided out (0 = measure on the training clips at start)"),
+    "envelope_band": (0.25, "envelope form: the envelope is read from this share of the input's Nyquist "
+                             "frequency up to it (0.4-1.6 kHz; python stagecheck.py --envelope-bands 200)"),
+    "envelope_floor": (0.0, "envelope form: the loudness floor (0 = 1/20 of the 0.4-1.6 kHz RMS of the training "
+                       "clips)"),
     # Table 2: the cascader's loss settings.
     "schedule": ("linear", "noise schedule (Table 2: linear, i.e. the DDPM beta schedule; see diffusion.py)"),
     "objective": ("v", "what the network predicts: v (design card) or eps (the paper)"),
@@ -76,7 +81,7 @@ def data_spec(cfg, unet_cfg):
 
 def calibrate(cfg, audio):
     """(B, T) training audio at 16 kHz -> the scales the residual form divides out (residual.calibrate)."""
-    return residual.calibrate(audio, LOW_RATE, RATE) if cfg.form == "residual" else {}
+    return residual.calibrate(audio, LOW_RATE, RATE, cfg.form, cfg.envelope_band) if cfg.form != "paper" else {}
 
 
 def _model_fn(model, cond, cond_noise, text_emb, text_mask):
@@ -125,20 +130,21 @@ def generate(model, lowres, text_emb=None, text_mask=None, *, config, steps=None
     """
     s = diffusion.settings(SAMPLING, steps=steps, step_kind=step_kind, gamma=gamma, guidance=guidance,
                            cond_noise=cond_noise)
-    form, cond_scale, residual_scale = residual.stats_of(config)
+    form, cond_scale, _ = residual.stats_of(config)
     schedule, objective = config["schedule"], config["objective"]
     dev = next(model.parameters()).device
     b = lowres.shape[0]
     level = torch.full((b,), float(s["cond_noise"]), device=dev)
     up, cond = residual.condition(lowres.to(dev), LOW_RATE, RATE, cond_scale)  # (B, T), (B, 1, T); §2.2
+    scale = residual.scale(up, LOW_RATE, RATE, config)                        # a float, or (B, T) envelope
     cond = diffusion.noise_condition(cond, level, schedule=schedule, generator=generator)
     fn = _model_fn(model, cond, level, text_emb, text_mask)
     model_fn = diffusion.classifier_free_guidance(fn, s["guidance"] if text_emb is not None else 1.0)
     steps = diffusion.step_schedule("waveform-cascader", s["step_kind"], s["steps"])
     x = diffusion.sample(model_fn, tuple(cond.shape), step_sizes=steps, schedule=schedule, objective=objective,
                          gamma=s["gamma"], generator=generator, device=dev, progress=progress and "cascader",
-                         start=start, **residual.sampler_options(form, LOW_RATE, RATE))  # (B, 1, T)
-    return residual.output(up, x, form, residual_scale)
+                         start=start, **residual.sampler_options(form, LOW_RATE, RATE, scale))  # (B, 1, T)
+    return residual.output(up, x, form, scale)
 
 
 def preview(model, batch, ctx):
@@ -153,7 +159,7 @@ def preview(model, batch, ctx):
 
 STAGE = SimpleNamespace(NAME="waveform-cascader", MAKE_TARGET="train-cascader", DEFAULTS=DEFAULTS, USES_TEXT=True,
                         model_config=model_config, data_spec=data_spec, calibrate=calibrate,
-                        CALIBRATED=("cond_scale", "residual_scale"), loss=loss, preview=preview,
+                        CALIBRATED=("cond_scale", "residual_scale", "envelope_floor"), loss=loss, preview=preview,
                         __doc__=__doc__, __file__=__file__)
 
 if __name__ == "__main__":

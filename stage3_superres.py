@@ -36,9 +36,13 @@ import unet1d
 LOW_RATE, RATE = 16000, 24000
 
 DEFAULTS = {
-    "form": ("residual", "residual: input + diffused 8-12 kHz residual (residual.py) [choice]; paper: the whole wave"),
+    "form": ("residual", "residual: input + diffused 8-12 kHz residual (residual.py) [choice]; envelope: that residual "
+             "divided by the input's 7-8 kHz loudness [choice]; paper: the whole wave"),
     "cond_scale": (0.0, "RMS of the 0-8 kHz conditioning, divided out (0 = measure on the training clips at start)"),
     "residual_scale": (0.0, "RMS of the 8-12 kHz residual, divided out (0 = measure on the training clips at start)"),
+    "envelope_band": (0.875, "envelope form: the envelope is read from this share of the input's Nyquist "
+                            "frequency up to it (7-8 kHz; python stagecheck.py --envelope-bands 200)"),
+    "envelope_floor": (0.0, "envelope form: the loudness floor (0 = 1/20 of the 7-8 kHz RMS of the training clips)"),
     "schedule": ("linear", "noise schedule (Table 2: linear, i.e. the DDPM beta schedule; see diffusion.py)"),
     "objective": ("v", "what the network predicts: v (design card) or eps (the paper)"),
     "weight": ("simplified", "loss weight: simplified (w = 1, Table 2) or sigma"),
@@ -63,7 +67,7 @@ def data_spec(cfg, unet_cfg):
 
 def calibrate(cfg, audio):
     """(B, T) training audio at 24 kHz -> the scales the residual form divides out (residual.calibrate)."""
-    return residual.calibrate(audio, LOW_RATE, RATE) if cfg.form == "residual" else {}
+    return residual.calibrate(audio, LOW_RATE, RATE, cfg.form, cfg.envelope_band) if cfg.form != "paper" else {}
 
 
 def _model_fn(model, cond, cond_noise):
@@ -93,19 +97,20 @@ def generate(model, audio, *, config, steps=None, step_kind=None, gamma=None, co
     config: the training config (a checkpoint's "config" dict): form, scales, schedule, objective.
     start: None, or (x_t0, t0), the sampler's own units, to begin part-way (diffusion.sample)."""
     s = diffusion.settings(SAMPLING, steps=steps, step_kind=step_kind, gamma=gamma, cond_noise=cond_noise)
-    form, cond_scale, residual_scale = residual.stats_of(config)
+    form, cond_scale, _ = residual.stats_of(config)
     schedule, objective = config["schedule"], config["objective"]
     dev = next(model.parameters()).device
     b = audio.shape[0]
     level = torch.full((b,), float(s["cond_noise"]), device=dev)
     up, cond = residual.condition(audio.to(dev), LOW_RATE, RATE, cond_scale)  # (B, 1.5 T), (B, 1, 1.5 T)
+    scale = residual.scale(up, LOW_RATE, RATE, config)                        # a float, or (B, 1.5 T) envelope
     cond = diffusion.noise_condition(cond, level, schedule=schedule, generator=generator)
     x = diffusion.sample(_model_fn(model, cond, level), tuple(cond.shape),
                          step_sizes=diffusion.step_schedule("superres", s["step_kind"], s["steps"]),
                          schedule=schedule, objective=objective, gamma=s["gamma"], generator=generator, device=dev,
                          progress=progress and "super-resolution", start=start,
-                         **residual.sampler_options(form, LOW_RATE, RATE))  # (B, 1, 1.5 T)
-    return residual.output(up, x, form, residual_scale)
+                         **residual.sampler_options(form, LOW_RATE, RATE, scale))  # (B, 1, 1.5 T)
+    return residual.output(up, x, form, scale)
 
 
 def preview(model, batch, ctx):
@@ -118,7 +123,7 @@ def preview(model, batch, ctx):
 
 STAGE = SimpleNamespace(NAME="superres", MAKE_TARGET="train-superres", DEFAULTS=DEFAULTS, USES_TEXT=False,
                         model_config=model_config, data_spec=data_spec, calibrate=calibrate,
-                        CALIBRATED=("cond_scale", "residual_scale"), loss=loss, preview=preview,
+                        CALIBRATED=("cond_scale", "residual_scale", "envelope_floor"), loss=loss, preview=preview,
                         __doc__=__doc__, __file__=__file__)
 
 if __name__ == "__main__":

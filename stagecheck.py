@@ -36,6 +36,8 @@ sampling settings (SAMPLING in each stage file), and always next to the answer o
 
     python stagecheck.py [--data data/music21] [--checkpoints checkpoints] [--n 6] [--seconds 4]   (make check-stages)
     python stagecheck.py --figures samples/*.wav        the two figures of any audio files (make sample's outputs)
+    python stagecheck.py --envelope-bands 200           how well the top of each cascader's input predicts the
+                                                        loudness of the band it adds (residual.py's envelope form)
 """
 
 import argparse
@@ -139,8 +141,8 @@ def teacher_forced(name, model, config, real, text):
         kwargs = lambda c: dict(aligned=c)
     else:
         cond, x0 = residual.loss_inputs(real, low_rate, rate, cfg)          # (B, 1, T) each, in the form's units
-        _, _, scale = residual.stats_of(config)
         truth, base = real, residual.lowpass(real, low_rate, rate)
+        scale = residual.scale(base, low_rate, rate, config)                 # a float, or the envelope (B, T)
         kwargs = lambda c: dict(cond=c, text_emb=text[0], text_mask=text[1]) if text[0] is not None else dict(cond=c)
     cond = diffusion.noise_condition(cond, u, schedule=cfg.schedule, generator=g)
     ratios = {}
@@ -150,8 +152,8 @@ def teacher_forced(name, model, config, real, text):
         eps = torch.randn(x0.shape, generator=g)
         x_t = diffusion._bcast(alpha, x0) * x0 + diffusion._bcast(sigma, x0) * eps
         x0_hat, _ = diffusion.to_x0_eps(model(x_t, tt, cond_noise=u, **kwargs(cond)), x_t, alpha, sigma, cfg.objective)
-        if cfg.form == "residual":
-            estimate = base + scale * residual.highpass(x0_hat[:, 0], low_rate, rate)
+        if cfg.form in ("residual", "envelope"):
+            estimate = base + residual.highpass(scale * x0_hat[:, 0], low_rate, rate)
         else:
             estimate = x0_hat[:, 0] * (scale if name == "vocoder" else 1.0)
         ratios[t] = float((estimate - truth).pow(2).mean() / (base - truth).pow(2).mean().clamp(min=1e-20))
@@ -404,6 +406,39 @@ def format_report(r):
     return "\n".join(lines)
 
 
+ENVELOPE_SHARES = (0.25, 0.5, 0.75, 0.875)     # candidate envelope bands: [share * f_c, f_c] of the given band
+
+
+def envelope_bands(audio, low_rate, rate, shares=ENVELOPE_SHARES):
+    """Does the top of what a cascader is given tell how loud the band it adds is?  The reason for residual.py's
+    envelope form, measured. audio (B, T) real clips at `rate` -> {"added": the spread (std, in nepers) of the added
+    band's log RMS over all 50 ms frames, share: the spread of its log ratio to the RMS of the given band's top
+    `share` in the same frames}. A share whose spread is well below "added" predicts the loudness: dividing by its
+    envelope leaves the model less to guess. Frames where both bands are silent count as a ratio of 1."""
+    n = round(residual.ENVELOPE_SECONDS * rate)
+    frames = lambda z: z[:, :z.shape[1] // n * n].reshape(z.shape[0], -1, n).pow(2).mean(-1).sqrt()   # (B, F)
+    log_rms = lambda z: frames(z).clamp(min=1e-7).log().flatten()
+    low = residual.lowpass(audio, low_rate, rate)
+    added = log_rms(audio - low)
+    spread = {"added": float(added.std())}
+    for share in shares:
+        spread[share] = float((added - log_rms(residual.top_band(low, low_rate, rate, share))).std())
+    return spread
+
+
+def print_envelope_bands(folder, n):
+    """The envelope_bands table for both waveform cascaders on the first n clips of `folder` (4 s from each start)."""
+    rows = {}
+    for name, (_, low_rate, rate) in CASCADERS.items():
+        audio = data.fixed_batch(folder, rate, n=n, seconds=4.0)["audio"]
+        rows[name] = envelope_bands(audio, low_rate, rate)
+    print(f"{audio.shape[0]} clips of 4 s from {folder}; spread (std) of the added band's log RMS per 50 ms frame, "
+          f"nepers:")
+    print(f"{'stage':<20}{'added band':>12}" + "".join(f"{'ratio to top ' + str(s):>22}" for s in ENVELOPE_SHARES))
+    for name, spread in rows.items():
+        print(f"{name:<20}{spread['added']:>12.2f}" + "".join(f"{spread[s]:>22.2f}" for s in ENVELOPE_SHARES))
+
+
 def file_figures(paths):
     """{path: (flatness, persistence)} of audio files at their own rate (mono): is what a stage wrote music?"""
     import soundfile as sf
@@ -427,6 +462,8 @@ def main(argv=None):
     parser.add_argument("--out", default="runs/check-stages/stages.json", help="where the result is written")
     parser.add_argument("--figures", nargs="+", metavar="FILE", help="only print the flatness and persistence of "
                         "these audio files (e.g. make sample's outputs) and stop")
+    parser.add_argument("--envelope-bands", type=int, metavar="N", help="only measure, on N held-out clips, how well "
+                        "the top of each cascader's input predicts the loudness of the band it adds, and stop")
     args = parser.parse_args(argv)
     if args.figures:
         try:
@@ -437,9 +474,18 @@ def main(argv=None):
             print(f"error: {err}", file=sys.stderr)
             return 2
         return 0
+    folder = Path(args.data) / "test" if (Path(args.data) / "test").is_dir() else Path(args.data)
+    if args.envelope_bands is not None:
+        if args.envelope_bands < 1:
+            parser.error("--envelope-bands needs a number of clips, 1 or more.")
+        try:
+            print_envelope_bands(folder, args.envelope_bands)
+        except data.DataError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        return 0
     if args.n < 2 or not 1.0 <= args.seconds <= 30.0:
         parser.error("--n must be at least 2 (the swapped input comes from another clip) and --seconds in 1..30.")
-    folder = Path(args.data) / "test" if (Path(args.data) / "test").is_dir() else Path(args.data)
     try:
         result = run(folder, args.checkpoints, n=args.n, seconds=args.seconds)
     except (checkpoint.CheckpointError, data.DataError, sample.SampleError, text_encoder.TextEncoderError) as err:

@@ -2,6 +2,7 @@
 
 import math
 from dataclasses import asdict, replace
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -49,21 +50,68 @@ def test_bands_split_exactly_and_calibrate_to_their_rms():
     assert scales["residual_scale"] == pytest.approx(0.02 / math.sqrt(2), rel=1e-3)
 
 
+def test_envelope_is_the_top_band_rms_with_its_floor():
+    """A steady 7.5 kHz partial of amplitude a sits in super-resolution's 7-8 kHz envelope band: e = sqrt(a^2 / 2 +
+    floor^2) everywhere; a 5 kHz one is outside it: e = floor. A partial that stops halfway is seen to stop."""
+    floor = 0.01              # well above the ~1e-4 that float32 rounding of a 0.3 tone leaks into any band
+    steady = residual.envelope(tone([(7500.0, 0.02), (5000.0, 0.3)])[None], 16000, RATE, 7 / 8, floor)     # (1, T)
+    assert torch.allclose(steady, torch.full_like(steady, math.sqrt(0.02**2 / 2 + floor**2)), rtol=2e-3)
+    outside = residual.envelope(tone([(5000.0, 0.3)])[None], 16000, RATE, 7 / 8, floor)
+    assert torch.allclose(outside, torch.full_like(outside, floor), rtol=1e-3)
+    half = tone([(7500.0, 0.1)])[None] * (torch.arange(2 * RATE) < RATE)
+    stopping = residual.envelope(half, 16000, RATE, 7 / 8, floor)[0]
+    assert stopping[RATE // 2] > 5 * floor and stopping[3 * RATE // 2] == pytest.approx(floor, rel=0.05)
+
+
+def test_envelope_form_round_trips_and_calibrates_to_unit_rms():
+    """x0 = highpass(x) / (residual_scale * e) on the calibration audio has unit RMS by construction, and the
+    stage's output equation rebuilds the clip from x0 exactly; the sampler's projection is idempotent and keeps
+    the residual out of the given band."""
+    x = notes(seconds=2.0)[None] + 0.02 * torch.randn(1, 2 * RATE, generator=torch.Generator().manual_seed(0))
+    config = {"form": "envelope", "envelope_band": 7 / 8, **residual.calibrate(x, 16000, RATE, "envelope", 7 / 8)}
+    assert set(config) == {"form", "envelope_band", "cond_scale", "residual_scale", "envelope_floor"}
+    _, x0 = residual.loss_inputs(x, 16000, RATE, SimpleNamespace(**config))                 # (1, 1, T)
+    assert float(x0.pow(2).mean().sqrt()) == pytest.approx(1.0, rel=1e-3)
+    low = residual.lowpass(x, 16000, RATE)
+    scale = residual.scale(low, 16000, RATE, config)                                         # (1, T)
+    assert torch.allclose(residual.output(low, x0, "envelope", scale), x, atol=1e-6)
+    project = residual.sampler_options("envelope", 16000, RATE, scale)["project"]
+    z = torch.randn(1, 1, 2 * RATE, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(project(project(z)), project(z), atol=1e-4)
+    assert residual.lowpass(scale * project(z)[:, 0], 16000, RATE).abs().max() < 1e-6
+
+
+def test_envelope_bands_find_the_band_that_moves_with_the_added_one():
+    """A 7.5 kHz partial and a 10 kHz one share a slowly swelling loudness a(t); a steady 3 kHz partial does not. The
+    added band's log RMS then spreads as log a(t) does, its ratio to the 7-8 kHz band not at all, and its ratio to a
+    band that holds the steady partial (2-8 kHz) in between."""
+    t = torch.arange(4 * RATE) / RATE
+    swell = torch.exp(1.5 * torch.sin(2 * math.pi * 0.5 * t))                       # log a(t): std 1.5 / sqrt 2
+    x = swell * tone([(7500.0, 0.02), (10000.0, 0.01)], seconds=4.0) + tone([(3000.0, 0.05)], seconds=4.0)
+    spread = stagecheck.envelope_bands(x[None], 16000, RATE, shares=(0.25, 0.875))
+    assert spread["added"] == pytest.approx(1.5 / math.sqrt(2), rel=0.05)
+    assert spread[0.875] < 0.02 and 0.3 < spread[0.25] < spread["added"]
+
+
+@pytest.mark.parametrize("form", ["residual", "envelope"])
 @pytest.mark.parametrize("name", ["superres", "waveform-cascader"])
-def test_residual_form_gives_back_its_input_band_exactly_before_any_training(name):
+def test_residual_form_gives_back_its_input_band_exactly_before_any_training(name, form):
     """However wrong the network (random weights, not the zero initialisation), the band the stage is given comes
     out exactly as it went in, and something is added above it."""
     module = stage3_superres if name == "superres" else stage2_cascader
     preset = unet1d.PRESETS["tiny-superres" if name == "superres" else "tiny-waveform-cascader"]
     torch.manual_seed(0)
     model = unet1d.UNet1D(replace(preset, zero_init=False, text_dim=0 if name == "superres" else 128)).eval()
-    config = {"form": "residual", "cond_scale": 0.1, "residual_scale": 0.01, "schedule": "linear", "objective": "v"}
+    config = {"form": form, "cond_scale": 0.1, "residual_scale": 0.01, "envelope_band": 0.5, "envelope_floor": 0.01,
+              "schedule": "linear", "objective": "v"}
     low = notes(seconds=0.6, rate=module.LOW_RATE)[None]                # (1, T_low)
     out = module.generate(model, low, config=config, steps=3, generator=torch.Generator().manual_seed(0))
     # Compared below the input's Nyquist frequency: the Nyquist bin itself belongs to neither band.
     given = lambda z: residual.lowpass(z, module.LOW_RATE, module.RATE)
-    assert torch.allclose(given(out), given(data.resample(low, module.LOW_RATE, module.RATE)), atol=1e-5)
-    assert residual.highpass(out, module.LOW_RATE, module.RATE).abs().max() > 1e-3
+    up = data.resample(low, module.LOW_RATE, module.RATE)
+    assert torch.allclose(given(out), given(up), atol=1e-5)
+    scale = torch.as_tensor(residual.scale(up, module.LOW_RATE, module.RATE, config))   # the residual's size
+    assert residual.highpass(out, module.LOW_RATE, module.RATE).abs().max() > 0.1 * scale.max()
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ STAGES = {
     "waveform-cascader": (stage2_cascader.STAGE, CROPS),
     "vocoder": (vocoder.STAGE, CROPS),
     "superres": (stage3_superres.STAGE, CROPS),
+    "superres-envelope": (stage3_superres.STAGE, CROPS + ["--form=envelope"]),
 }
 
 
@@ -33,7 +34,7 @@ def signal_of(name, cfg, batch):
         return stage1_generator.to_x0(audio, vars(cfg))
     if name == "vocoder":
         return audio[:, None] / cfg.signal_scale
-    module = stage2_cascader if name == "waveform-cascader" else stage3_superres
+    module = stage2_cascader if name == "waveform-cascader" else stage3_superres           # either form
     return residual.loss_inputs(audio, module.LOW_RATE, module.RATE, cfg)[1]
 
 
