@@ -3,8 +3,11 @@
 The last stage of both routes. It adds the band from 8 to 12 kHz (air, cymbals, bow noise) to whatever the
 waveform cascader or the vocoder produced. It has no text and no attention: a purely local, convolutional repair.
 
-    form           [choice, issue 12] residual.py: output = the input FFT-upsampled x1.5 + a diffused residual
-                   limited to 8-12 kHz and scaled to unit variance; the 0-8 kHz band passes through untouched.
+    form           [choice, issue 12] residual.py's envelope form: output = the input FFT-upsampled x1.5 + a
+                   diffused residual limited to 8-12 kHz, divided by the loudness of the input's 7-8 kHz band (RMS
+                   over 50 ms) and scaled to unit variance; the 0-8 kHz band passes through untouched. In the plain
+                   residual form (--form=residual, one constant scale) it wrote the same faint band for every clip;
+                   with the envelope its band follows its input (README, "Does each stage do its job?").
                    --form=paper diffuses the whole 24 kHz waveform, as the paper does.
     conditioning   the 16 kHz audio, FFT-upsampled x1.5 to 24 kHz [choice: the paper does not name the method; we
                    use the waveform cascader's], scaled to unit variance and stacked with x_t as a 2nd channel
@@ -36,8 +39,8 @@ import unet1d
 LOW_RATE, RATE = 16000, 24000
 
 DEFAULTS = {
-    "form": ("residual", "residual: input + diffused 8-12 kHz residual (residual.py) [choice]; envelope: that residual "
-             "divided by the input's 7-8 kHz loudness [choice]; paper: the whole wave"),
+    "form": ("envelope", "envelope: input + diffused 8-12 kHz residual divided by the input's 7-8 kHz loudness "
+             "(residual.py) [choice]; residual: without that division [choice]; paper: the whole wave"),
     "cond_scale": (0.0, "RMS of the 0-8 kHz conditioning, divided out (0 = measure on the training clips at start)"),
     "residual_scale": (0.0, "RMS of the 8-12 kHz residual, divided out (0 = measure on the training clips at start)"),
     "envelope_band": (0.875, "envelope form: the envelope is read from this share of the input's Nyquist "

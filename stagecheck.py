@@ -182,6 +182,9 @@ def check_cascader(name, model, config, real, text, settings=None):
         "added_band_lsd_plain": float(log_spectral_distance(plain, real, rate, added).mean()),
         "added_band_lsd_swapped": float(log_spectral_distance(out_swapped, real, rate, added).mean()),
         "added_band_rms": rms(high(out)), "added_band_rms_real": rms(high(real)),
+        # Each clip's: does the band's loudness follow the clip's, or is it one loudness for every input?
+        "added_band_rms_each": high(out).pow(2).mean(dim=1).sqrt().tolist(),
+        "added_band_rms_real_each": high(real).pow(2).mean(dim=1).sqrt().tolist(),
         "swap_correlation": float(corr.mean()),
         "teacher_forced": teacher_forced(name, model, config, real, text),
         "given_band": given, "added_band": added,
@@ -382,6 +385,8 @@ def format_report(r):
                       f"{c['added_band_lsd_plain']:.1f} dB, another clip's input {c['added_band_lsd_swapped']:.1f} dB)",
                       f"  added band RMS                {c['added_band_rms']:.5f}   "
                       f"(real {c['added_band_rms_real']:.5f})",
+                      "  each clip's added band RMS (real): " + ", ".join(
+                          f"{a:.5f} ({b:.5f})" for a, b in zip(c["added_band_rms_each"], c["added_band_rms_real_each"])),
                       f"  same seed, two inputs: added-band correlation {c['swap_correlation']:.3f}",
                       "  teacher-forced x0 error / no-model error: "
                       + ", ".join(f"t={t:g} {v:.3f}" for t, v in c["teacher_forced"].items())]
@@ -432,11 +437,12 @@ def print_envelope_bands(folder, n):
     for name, (_, low_rate, rate) in CASCADERS.items():
         audio = data.fixed_batch(folder, rate, n=n, seconds=4.0)["audio"]
         rows[name] = envelope_bands(audio, low_rate, rate)
-    print(f"{audio.shape[0]} clips of 4 s from {folder}; spread (std) of the added band's log RMS per 50 ms frame, "
-          f"nepers:")
-    print(f"{'stage':<20}{'added band':>12}" + "".join(f"{'ratio to top ' + str(s):>22}" for s in ENVELOPE_SHARES))
+    print(f"{audio.shape[0]} clips of 4 s from {folder}. Spread (std, nepers) over 50 ms frames of the added band's "
+          f"log RMS, and of its log ratio to the RMS of the top part of the given band (f_c: the input's Nyquist "
+          f"frequency):")
+    print(f"{'stage':<20}{'added band':>12}" + "".join(f"{f'top {1 - s:g} of f_c':>18}" for s in ENVELOPE_SHARES))
     for name, spread in rows.items():
-        print(f"{name:<20}{spread['added']:>12.2f}" + "".join(f"{spread[s]:>22.2f}" for s in ENVELOPE_SHARES))
+        print(f"{name:<20}{spread['added']:>12.2f}" + "".join(f"{spread[s]:>18.2f}" for s in ENVELOPE_SHARES))
 
 
 def file_figures(paths):

@@ -176,7 +176,8 @@ def test_stage_check_runs_and_sees_the_exact_given_band(tmp_path, tiny_corpus):
     common = {"schedule": "linear", "objective": "v", "text_length": 16, "t5": ""}
     torch.manual_seed(0)
     _save(tmp_path, "superres", unet1d.UNet1D(unet1d.PRESETS["tiny-superres"]),
-          {**common, "form": "residual", **residual.calibrate(tone([(500, .1), (9000, .01)])[None], 16000, RATE)})
+          {**common, "form": "envelope", "envelope_band": 0.875,
+           **residual.calibrate(tone([(500, .1), (7500, .005), (9000, .01)])[None], 16000, RATE, "envelope", 0.875)})
     _save(tmp_path, "waveform-cascader", unet1d.UNet1D(replace(unet1d.PRESETS["tiny-waveform-cascader"],
                                                                 text_dim=128)),
           {**common, "form": "residual", "cond_scale": 0.1, "residual_scale": 0.02})
@@ -198,6 +199,8 @@ def test_stage_check_runs_and_sees_the_exact_given_band(tmp_path, tiny_corpus):
         assert set(c["teacher_forced"]) == set(stagecheck.TEACHER_TIMES)
         assert set(c["from_noised"]) == set(stagecheck.FROM_NOISED_TIMES)
         assert all(f["rms_ratio"] >= 0 and f["error"] >= 0 for f in c["from_noised"].values())
+        each = torch.tensor(c["added_band_rms_each"])                       # the clips' RMS make up the set's
+        assert len(each) == 2 and float(each.pow(2).mean().sqrt()) == pytest.approx(c["added_band_rms"], rel=1e-4)
     assert 0 < result["vocoder"]["log_mel_distance_griffin_lim"] < result["vocoder"]["log_mel_distance"]
     assert set(result["routes"]) == {"wave", "spec", "spec, Griffin-Lim"}
     text = stagecheck.format_report(result)

@@ -23,7 +23,7 @@ STAGES = {
     "waveform-cascader": (stage2_cascader.STAGE, CROPS),
     "vocoder": (vocoder.STAGE, CROPS),
     "superres": (stage3_superres.STAGE, CROPS),
-    "superres-envelope": (stage3_superres.STAGE, CROPS + ["--form=envelope"]),
+    "superres-residual": (stage3_superres.STAGE, CROPS + ["--form=residual"]),
 }
 
 
