@@ -90,7 +90,8 @@ def export(src, dst):
 # An exact continuation needs the same data stream (seed, batch, crops, clips, corpus), the same loss (objective,
 # schedule, weight, form, corruption) and the same text: a resumed run refuses to change any of these.
 RESUME_FIXED = ("seed", "batch_size", "accum", "world_size", "objective", "schedule", "weight", "text_length", "t5",
-                "repr", "seconds", "crop_min", "crop_max", "data", "clips", "form", "t_max", "blur_prob", "blur_max")
+                "repr", "seconds", "crop_min", "crop_max", "data", "clips", "form", "t_max", "blur_prob", "blur_max",
+                "envelope_band")
 # What a checkpoint written before a setting existed was trained with: the conditioned stages' paper form.
 LEGACY = {"form": "paper", "clips": 0}
 
@@ -127,6 +128,8 @@ def resume(stage, cfg, run, unet_cfg, model, ema_model, opt):
         raise CheckpointError(f"{run.ckpt_path} holds a different stage or model size; use another --out.")
     # An exact continuation needs the same data stream and the same loss: these settings must not change.
     for key in RESUME_FIXED:
+        if key == "envelope_band" and getattr(cfg, "form", None) != "envelope":
+            continue                                   # only the envelope form reads it (residual.py)
         old = ckpt["config"].get(key, LEGACY.get(key)) if key != "world_size" else ckpt.get("world_size", 1)
         new = getattr(cfg, key, None) if key != "world_size" else run.world
         if old != new:

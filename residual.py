@@ -27,8 +27,8 @@ as well, so the model is told how loud the band it adds should be instead of hav
 
     x0 = highpass(x) / (residual_scale * e)          y = up(input) + residual_scale * e * x0_hat
 
-where e (B, T) is the RMS over 50 ms windows of the given band's top (`envelope_band` of its Nyquist frequency up
-to it; for super-resolution 7-8 kHz, right under the 8-12 kHz band it adds), floored: `envelope` below. Measured on
+where e (B, T) is the RMS over 50 ms windows of the given band's top (from `envelope_band` times its Nyquist
+frequency up to it; for super-resolution 7-8 kHz, right under the 8-12 kHz band it adds), floored: `envelope`. Measured on
 200 held-out clips (`python stagecheck.py --envelope-bands 200`), the log RMS of super-resolution's 8-12 kHz band
 per 50 ms frame spreads over 1.58 nepers (std), and its log ratio to the 7-8 kHz band over only 0.82, the best of
 the bands tried; for the waveform cascader's 1.6-8 kHz band the best predictor (0.4-1.6 kHz) leaves 0.86 of 1.16,
@@ -89,7 +89,7 @@ def _running(cumulative, width):
 
 def calibrate(audio, low_rate, rate, form="residual", envelope_band=None):
     """(B, T) training audio -> {"cond_scale", "residual_scale"} (and "envelope_floor" in the envelope form, whose
-    envelope is read from the top `envelope_band` share of the given band): the RMS of the given band, and of the
+    envelope is read from envelope_band * low_rate / 2 up to low_rate / 2): the RMS of the given band, and of the
     missing band (divided by e in the envelope form, so x0 has unit RMS).
     data.signal_rms's floor keeps a corpus with no content above the cut (a band-limited recording) from dividing
     by 0."""

@@ -117,6 +117,8 @@ def test_corrupt_and_missing_checkpoints_are_one_sentence(tmp_path, tiny_corpus)
     (tmp_path / "last.pt").write_bytes(good)
     with pytest.raises(checkpoint.CheckpointError, match="trained with seed=0, not 1"):
         train.train(stage, config(stage, tmp_path, tiny_corpus, "--steps=4", "--resume=true", "--seed=1"))
+    with pytest.raises(checkpoint.CheckpointError, match="trained with envelope_band=0.875, not 0.75"):
+        train.train(stage, config(stage, tmp_path, tiny_corpus, "--steps=4", "--resume=true", "--envelope_band=0.75"))
     with pytest.raises(checkpoint.CheckpointError, match="already exists; pass --resume=true"):
         train.train(stage, config(stage, tmp_path, tiny_corpus, "--steps=4"))
 
