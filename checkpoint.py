@@ -128,8 +128,8 @@ def resume(stage, cfg, run, unet_cfg, model, ema_model, opt):
         raise CheckpointError(f"{run.ckpt_path} holds a different stage or model size; use another --out.")
     # An exact continuation needs the same data stream and the same loss: these settings must not change.
     for key in RESUME_FIXED:
-        if key == "envelope_band" and getattr(cfg, "form", None) != "envelope":
-            continue                                   # only the envelope form reads it (residual.py)
+        if key not in ckpt["config"] and key not in LEGACY and key != "world_size":
+            continue                     # the checkpoint predates this setting and LEGACY does not say what it was
         old = ckpt["config"].get(key, LEGACY.get(key)) if key != "world_size" else ckpt.get("world_size", 1)
         new = getattr(cfg, key, None) if key != "world_size" else run.world
         if old != new:

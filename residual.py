@@ -28,14 +28,14 @@ as well, so the model is told how loud the band it adds should be instead of hav
     x0 = highpass(x) / (residual_scale * e)          y = up(input) + residual_scale * e * x0_hat
 
 where e (B, T) is the RMS over 50 ms windows of the given band's top (from `envelope_band` times its Nyquist
-frequency up to it; for super-resolution 7-8 kHz, right under the 8-12 kHz band it adds), floored: `envelope`. Measured on
-200 held-out clips (`python stagecheck.py --envelope-bands 200`), the log RMS of super-resolution's 8-12 kHz band
-per 50 ms frame spreads over 1.58 nepers (std), and its log ratio to the 7-8 kHz band over only 0.82, the best of
-the bands tried; for the waveform cascader's 1.6-8 kHz band the best predictor (0.4-1.6 kHz) leaves 0.86 of 1.16,
-which is why only super-resolution was retrained in this form. The tiny super-resolution model trained in the plain
-residual form wrote the same faint band for every clip (RMS 0.0001 where the real bands span 0.00012-0.0038): with
-unit-variance noise in, it learned the corpus average and nothing of its input.
-Dividing by e is a data-dependent scale in the spirit of PriorGrad (Lee et al., 2022), which adapts the diffusion
+frequency up to it; for super-resolution 7-8 kHz, right under the 8-12 kHz band it adds), floored: `envelope`.
+Measured on 200 held-out clips (`python stagecheck.py --envelope-bands 200`, `envelope_bands` below), the log RMS of
+super-resolution's 8-12 kHz band per 50 ms frame spreads over 1.58 nepers (std), and its log ratio to the 7-8 kHz
+band over only 0.82, the best of the bands tried; for the waveform cascader's 1.6-8 kHz band the best predictor
+(0.4-1.6 kHz) leaves 0.86 of 1.16, which is why only super-resolution was retrained in this form. The tiny
+super-resolution model trained in the plain residual form wrote the same faint band for every clip (RMS 0.0001
+where the real bands span 0.00012-0.0038): with unit-variance noise in, it learned the corpus average and nothing
+of its input. Dividing by e is a data-dependent scale in the spirit of PriorGrad (Lee et al., 2022), which adapts the diffusion
 prior to the conditioning. e depends only on what the stage is given, so sampling computes it exactly as training.
 
 Shapes: audio (B, T) at the stage's rate; cond and x0 (B, 1, T); e (B, T).
@@ -47,6 +47,7 @@ import checkpoint
 import data
 
 FORMS = ("residual", "envelope", "paper")
+ENVELOPE_SHARES = (0.25, 0.5, 0.75, 0.875)     # envelope bands tried: from share * f_c up to f_c, f_c = low_rate / 2
 ENVELOPE_SECONDS = 0.05        # its smoothing window: 50 ms, about a note onset's length
 ENVELOPE_FLOOR = 0.05          # its floor, as a share of the corpus RMS of that band: keeps x0 bounded in silence
 
@@ -94,12 +95,12 @@ def calibrate(audio, low_rate, rate, form="residual", envelope_band=None):
     data.signal_rms's floor keeps a corpus with no content above the cut (a band-limited recording) from dividing
     by 0."""
     low = lowpass(audio, low_rate, rate)
-    scales = {"cond_scale": data.signal_rms(low), "residual_scale": data.signal_rms(audio - low)}
-    if form == "envelope":
-        floor = ENVELOPE_FLOOR * data.signal_rms(top_band(low, low_rate, rate, envelope_band))
-        e = envelope(low, low_rate, rate, envelope_band, floor)                # (B, T)
-        scales.update(envelope_floor=floor, residual_scale=data.signal_rms((audio - low) / e))
-    return scales
+    if form != "envelope":
+        return {"cond_scale": data.signal_rms(low), "residual_scale": data.signal_rms(audio - low)}
+    floor = ENVELOPE_FLOOR * data.signal_rms(top_band(low, low_rate, rate, envelope_band))
+    e = envelope(low, low_rate, rate, envelope_band, floor)                    # (B, T)
+    return {"cond_scale": data.signal_rms(low), "residual_scale": data.signal_rms((audio - low) / e),
+            "envelope_floor": floor}
 
 
 def scale(given, low_rate, rate, config):
@@ -110,6 +111,24 @@ def scale(given, low_rate, rate, config):
         return residual_scale
     return residual_scale * envelope(given, low_rate, rate, float(config["envelope_band"]),
                                      float(config["envelope_floor"]))
+
+
+def envelope_bands(audio, low_rate, rate, shares=ENVELOPE_SHARES):
+    """Does the top of what a cascader is given tell how loud the band it adds is?  The envelope form's reason,
+    measured (`python stagecheck.py --envelope-bands N` prints it). audio (B, T) real clips at `rate` -> {"added":
+    the spread (std, in nepers) of the added band's log RMS over all 50 ms frames, share: the spread of its log
+    ratio to the RMS of the given band from share * f_c up to f_c in the same frames}. A share whose spread is well
+    below "added" predicts the loudness: dividing by its envelope leaves the model less to guess. Frames where both
+    bands are silent count as a ratio of 1."""
+    n = round(ENVELOPE_SECONDS * rate)
+    frames = lambda z: z[:, :z.shape[1] // n * n].reshape(z.shape[0], -1, n).pow(2).mean(-1).sqrt()   # (B, F)
+    log_rms = lambda z: frames(z).clamp(min=1e-7).log().flatten()
+    low = lowpass(audio, low_rate, rate)
+    added = log_rms(audio - low)
+    spread = {"added": float(added.std())}
+    for share in shares:
+        spread[share] = float((added - log_rms(top_band(low, low_rate, rate, share))).std())
+    return spread
 
 
 def condition(lowres, low_rate, rate, cond_scale):
@@ -126,9 +145,7 @@ def sampler_options(form, low_rate, rate, residual_scale=1.0):
     generators use the same)."""
     if form == "paper":
         return {"clip_percentile": 0.995, "project": None}
-    if form == "residual":
-        return {"clip_percentile": None, "project": lambda x0: highpass(x0, low_rate, rate)}
-    s = residual_scale[:, None]                                                # (B, 1, T)
+    s = residual_scale[:, None] if torch.is_tensor(residual_scale) else residual_scale     # (B, 1, T) or a float
     return {"clip_percentile": None, "project": lambda x0: highpass(x0 * s, low_rate, rate) / s}
 
 

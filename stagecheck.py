@@ -385,8 +385,9 @@ def format_report(r):
                       f"{c['added_band_lsd_plain']:.1f} dB, another clip's input {c['added_band_lsd_swapped']:.1f} dB)",
                       f"  added band RMS                {c['added_band_rms']:.5f}   "
                       f"(real {c['added_band_rms_real']:.5f})",
-                      "  each clip's added band RMS (real): " + ", ".join(
-                          f"{a:.5f} ({b:.5f})" for a, b in zip(c["added_band_rms_each"], c["added_band_rms_real_each"])),
+                      "  each clip's added band RMS (real): " + ", ".join(f"{a:.5f} ({b:.5f})" for a, b in
+                                                                          zip(c["added_band_rms_each"],
+                                                                              c["added_band_rms_real_each"])),
                       f"  same seed, two inputs: added-band correlation {c['swap_correlation']:.3f}",
                       "  teacher-forced x0 error / no-model error: "
                       + ", ".join(f"t={t:g} {v:.3f}" for t, v in c["teacher_forced"].items())]
@@ -411,38 +412,19 @@ def format_report(r):
     return "\n".join(lines)
 
 
-ENVELOPE_SHARES = (0.25, 0.5, 0.75, 0.875)     # candidate envelope bands: [share * f_c, f_c] of the given band
-
-
-def envelope_bands(audio, low_rate, rate, shares=ENVELOPE_SHARES):
-    """Does the top of what a cascader is given tell how loud the band it adds is?  The reason for residual.py's
-    envelope form, measured. audio (B, T) real clips at `rate` -> {"added": the spread (std, in nepers) of the added
-    band's log RMS over all 50 ms frames, share: the spread of its log ratio to the RMS of the given band's top
-    `share` in the same frames}. A share whose spread is well below "added" predicts the loudness: dividing by its
-    envelope leaves the model less to guess. Frames where both bands are silent count as a ratio of 1."""
-    n = round(residual.ENVELOPE_SECONDS * rate)
-    frames = lambda z: z[:, :z.shape[1] // n * n].reshape(z.shape[0], -1, n).pow(2).mean(-1).sqrt()   # (B, F)
-    log_rms = lambda z: frames(z).clamp(min=1e-7).log().flatten()
-    low = residual.lowpass(audio, low_rate, rate)
-    added = log_rms(audio - low)
-    spread = {"added": float(added.std())}
-    for share in shares:
-        spread[share] = float((added - log_rms(residual.top_band(low, low_rate, rate, share))).std())
-    return spread
-
-
 def print_envelope_bands(folder, n):
-    """The envelope_bands table for both waveform cascaders on the first n clips of `folder` (4 s from each start)."""
+    """residual.envelope_bands for both waveform cascaders on the first n clips of `folder` (4 s from each start)."""
     rows = {}
     for name, (_, low_rate, rate) in CASCADERS.items():
         audio = data.fixed_batch(folder, rate, n=n, seconds=4.0)["audio"]
-        rows[name] = envelope_bands(audio, low_rate, rate)
+        rows[name] = residual.envelope_bands(audio, low_rate, rate)
     print(f"{audio.shape[0]} clips of 4 s from {folder}. Spread (std, nepers) over 50 ms frames of the added band's "
           f"log RMS, and of its log ratio to the RMS of the top part of the given band (f_c: the input's Nyquist "
           f"frequency):")
-    print(f"{'stage':<20}{'added band':>12}" + "".join(f"{f'top {1 - s:g} of f_c':>18}" for s in ENVELOPE_SHARES))
+    shares = residual.ENVELOPE_SHARES
+    print(f"{'stage':<20}{'added band':>12}" + "".join(f"{f'top {1 - s:g} of f_c':>18}" for s in shares))
     for name, spread in rows.items():
-        print(f"{name:<20}{spread['added']:>12.2f}" + "".join(f"{spread[s]:>18.2f}" for s in ENVELOPE_SHARES))
+        print(f"{name:<20}{spread['added']:>12.2f}" + "".join(f"{spread[s]:>18.2f}" for s in shares))
 
 
 def file_figures(paths):

@@ -88,7 +88,7 @@ def test_envelope_bands_find_the_band_that_moves_with_the_added_one():
     t = torch.arange(4 * RATE) / RATE
     swell = torch.exp(1.5 * torch.sin(2 * math.pi * 0.5 * t))                       # log a(t): std 1.5 / sqrt 2
     x = swell * tone([(7500.0, 0.02), (10000.0, 0.01)], seconds=4.0) + tone([(3000.0, 0.05)], seconds=4.0)
-    spread = stagecheck.envelope_bands(x[None], 16000, RATE, shares=(0.25, 0.875))
+    spread = residual.envelope_bands(x[None], 16000, RATE, shares=(0.25, 0.875))
     assert spread["added"] == pytest.approx(1.5 / math.sqrt(2), rel=0.05)
     assert spread[0.875] < 0.02 and 0.3 < spread[0.25] < spread["added"]
 
