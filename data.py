@@ -34,6 +34,8 @@ import soundfile as sf
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+import augment       # tape-speed augmentation (the generators' speed_shift); it uses this module's resampling
+
 log = logging.getLogger("noise2music.data")
 
 SOURCE_RATE = 24000                                                # the corpus is stored at the SR stage's rate
@@ -369,12 +371,16 @@ class ShardedSampler(Sampler):
 class CropCollate:
     """Stacks items into {"audio": (B, T), "caption": [B str]}. With crop_range=(lo, hi) seconds, every batch is cut
     to ONE random length in that range, rounded down to a multiple of `multiple` samples (e.g. a U-Net's total
-    stride): Sec. 4.1's random 3-4 s crops, with a length that varies from batch to batch, not within one."""
+    stride): Sec. 4.1's random 3-4 s crops, with a length that varies from batch to batch, not within one.
+    speed_shift > 0 (semitones; needs crop_range and items of augment.read_seconds): each crop is played up to that
+    many semitones faster or slower and its caption rewritten to match (augment.py)."""
 
-    def __init__(self, rate, crop_range=None, multiple=1, mel=False):
+    def __init__(self, rate, crop_range=None, multiple=1, mel=False, speed_shift=0):
         self.rate, self.crop_range, self.multiple, self.mel = rate, crop_range, multiple, mel
+        self.speed_shift = speed_shift
 
     def __call__(self, items):
+        captions = [item["caption"] for item in items]
         audio = torch.stack([item["audio"] for item in items])                          # (B, T)
         if self.crop_range is not None:
             gen = torch.Generator().manual_seed(items[0]["seed"] + 1)               # from the sampler: reproducible
@@ -384,9 +390,12 @@ class CropCollate:
             if length <= 0:
                 raise DataError(f"crop_range {self.crop_range} at {self.rate} Hz is shorter than one block of "
                                 f"{self.multiple} samples; use longer crops.")
-            offsets = torch.randint(0, audio.shape[1] - length + 1, (len(items),), generator=gen)
-            audio = torch.stack([a[o: o + length] for a, o in zip(audio, offsets.tolist())])  # (B, length)
-        batch = {"audio": audio, "caption": [item["caption"] for item in items]}
+            if self.speed_shift:
+                audio, captions = augment.shift_batch(items, length, self.speed_shift, self.rate)   # (B, length)
+            else:
+                offsets = torch.randint(0, audio.shape[1] - length + 1, (len(items),), generator=gen)
+                audio = torch.stack([a[o: o + length] for a, o in zip(audio, offsets.tolist())])  # (B, length)
+        batch = {"audio": audio, "caption": captions}
         # The log-mel of the spectrogram stages is computed here, in the loader's worker processes, where it overlaps
         # the network's step; in the loss it cost a third of a CPU step (issue 13). (B, 80, length // 160)
         if self.mel:
@@ -395,25 +404,31 @@ class CropCollate:
 
 
 def make_loader(folder, rate, batch_size, *, crop_seconds=None, crop_range=None, multiple=1, num_workers=2,
-                seed=0, rank=0, world_size=1, shuffle=True, forever=False, start=0, clips=0, mel=False):
+                seed=0, rank=0, world_size=1, shuffle=True, forever=False, start=0, clips=0, mel=False,
+                speed_shift=0):
     """One epoch per iteration (forever=False), or an endless stream of batches that begins `start` items in.
-    With crop_range, items are read at its upper length and the collate function cuts the batch (CropCollate);
-    mel=True adds each batch's log-mel as batch["mel"]."""
+    With crop_range, items are read at its upper length (longer with speed_shift) and the collate function cuts the
+    batch (CropCollate); mel=True adds each batch's log-mel as batch["mel"]."""
+    if speed_shift and crop_range is None:
+        raise DataError("speed_shift needs crop_range: the shifted crop is cut from a longer item.")
     item_seconds = crop_range[1] if crop_range is not None else crop_seconds
+    if speed_shift:
+        item_seconds = augment.read_seconds(item_seconds, speed_shift)
     dataset = AudioCaptionDataset(folder, rate, crop_seconds=item_seconds, seed=seed, clips=clips)
     sampler = ShardedSampler(len(dataset), seed=seed, rank=rank, world_size=world_size, shuffle=shuffle,
                              forever=forever, start=start)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      collate_fn=CropCollate(rate, crop_range, multiple, mel), persistent_workers=num_workers > 0)
+                      collate_fn=CropCollate(rate, crop_range, multiple, mel, speed_shift),
+                      persistent_workers=num_workers > 0)
 
 
 def step_loader(folder, rate, *, micro_batch, accum=1, crop_range=None, multiple=1, seed=0, start_step=0, rank=0,
-                world_size=1, num_workers=2, clips=0, mel=False):
+                world_size=1, num_workers=2, clips=0, mel=False, speed_shift=0):
     """The training loop's endless batches: a run resumed at `start_step` continues the data stream where the
     interrupted one stopped (start_step * accum micro-batches of micro_batch items per rank), without re-reading."""
     return make_loader(folder, rate, micro_batch, crop_range=crop_range, multiple=multiple, num_workers=num_workers,
                        seed=seed, rank=rank, world_size=world_size, forever=True,
-                       start=start_step * accum * micro_batch, clips=clips, mel=mel)
+                       start=start_step * accum * micro_batch, clips=clips, mel=mel, speed_shift=speed_shift)
 
 
 def fixed_batch(folder, rate, n=1, seconds=None, multiple=1):

@@ -27,6 +27,7 @@ from types import SimpleNamespace
 
 import torch
 
+import augment
 import checkpoint
 import data
 import diffusion
@@ -43,6 +44,10 @@ _SHARED = {
     "text_dropout": (0.1, "fraction of examples trained without text, for classifier-free guidance (Sec. 4.1)"),
     "seconds": (30.0, "length of the training clips, seconds (Sec. 4.1: the full ~30 s)"),
     "batch_size": (8, "examples per optimizer step (paper: 2048)"),
+    # [choice, issue 13; not in the paper] Tape-speed augmentation (augment.py): each crop played up to this many
+    # semitones faster or slower, its caption's BPM and key rewritten, so that tempo and key words are the only way
+    # to tell the shifted copies of one crop apart. 0: off, as in the paper.
+    "speed_shift": (0, "largest tape-speed shift of a training crop, semitones (0: off) [choice]"),
 }
 WAVE_DEFAULTS = {
     "repr": ("wave", "wave (3.2 kHz audio, the waveform route) or spec (log-mel, the spectrogram route)"),
@@ -109,8 +114,17 @@ def data_spec(cfg, unet_cfg):
     number of mel frames for spec."""
     # Full clips; the spectrogram is computed from 16 kHz audio (PAPER_NOTES §5), the waveform is 3.2 kHz.
     rate = data.MEL_RATE if _is_spec(cfg) else WAVE_RATE
+    shift = getattr(cfg, "speed_shift", 0)
+    if not 0 <= shift <= 12:
+        raise train.TrainingError(f"--speed_shift must be 0 (off) to 12 semitones, not {shift}.")
+    if shift and augment.read_seconds(cfg.seconds, shift) > data.CLIP_SECONDS:
+        # A crop played faster needs more than its own length of audio; a whole 30 s clip has none to spare.
+        longest = data.CLIP_SECONDS / 2 ** (shift / 12)
+        raise train.TrainingError(f"--speed_shift={shift} needs crops of at most {longest:.2f} s of the "
+                                  f"{data.CLIP_SECONDS:.0f} s clips, not --seconds={cfg.seconds:g}; shorten them.")
     return {"rate": rate, "crop_range": (cfg.seconds, cfg.seconds), "multiple": data.MEL_HOP if _is_spec(cfg) else 1,
-            "preview_seconds": data.CLIP_SECONDS, "mel": _is_spec(cfg)}     # previews: whole clips, as sampled
+            "preview_seconds": data.CLIP_SECONDS, "mel": _is_spec(cfg),     # previews: whole clips, as sampled
+            "speed_shift": shift}
 
 
 def calibrate(cfg, audio):

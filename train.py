@@ -351,7 +351,8 @@ def _data(stage, cfg, run, unet_cfg, start, resumed_config):
     stage's data statistics (measured now, or the recorded ones on resume)."""
     # The stage says at which rate it reads clips, how long its crops are and to what multiple they are cut
     # (a U-Net's total stride, or the mel hop), e.g. {"rate": 16000, "crop_range": (3.0, 4.0), "multiple": 160},
-    # and whether the loader adds each batch's log-mel ("mel": True, the spectrogram stages).
+    # whether the loader adds each batch's log-mel ("mel": True, the spectrogram stages), and the generators' tape-
+    # speed augmentation ("speed_shift", semitones; augment.py).
     spec = stage.data_spec(cfg, unet_cfg)
     # The corpus layout has train/ and test/; a plain folder of clips serves as both.
     train_dir = Path(cfg.data) / "train" if (Path(cfg.data) / "train").is_dir() else Path(cfg.data)
@@ -361,7 +362,7 @@ def _data(stage, cfg, run, unet_cfg, start, resumed_config):
     loader = data.step_loader(train_dir, spec["rate"], micro_batch=run.micro, accum=cfg.accum,
                               crop_range=spec.get("crop_range"), multiple=spec.get("multiple", 1), seed=cfg.seed,
                               start_step=start, rank=run.rank, world_size=run.world, num_workers=cfg.workers,
-                              clips=cfg.clips, mel=spec.get("mel", False))
+                              clips=cfg.clips, mel=spec.get("mel", False), speed_shift=spec.get("speed_shift", 0))
     preview_batch = data.fixed_batch(test_dir, spec["rate"], n=spec.get("preview_clips", 1),
                                      seconds=spec.get("preview_seconds"),
                                      multiple=spec.get("multiple", 1)) if cfg.sample_every else None
