@@ -15,12 +15,18 @@ that asks only about that link:
             major" and "in F-sharp major"), sampled with the same seed through the whole route; the tempo and key
             heard in each (mir.py). A generator that follows the words makes every fast one faster (log2 ratio
             ~1.25) and puts every sample in the key asked.
+    reads   the generator, teacher-forced: its x0 error on held-out clips noised to where the notes are still open,
+            given the clip's own caption, the same caption with only the tempo (or the key) changed, another clip's
+            caption, and none. If changing the tempo number costs nothing while another clip's caption does, the
+            generator reads the caption but not its tempo. No sampling, no estimator: the most direct of the probes.
     route   the spectrogram route with no model in it: `python evaluate.py validate --through-mel` (real clips after
             their log-mel and Griffin-Lim) and `--through-mel true-phase` (the mel with the clip's own phase).
 
     python adherence.py text  [--data data/music21] [--t5 DIR]              -> runs/adherence/text.json
     python adherence.py words [--checkpoints checkpoints] [--seconds 10] [--guidance G]
                                                                             -> runs/adherence/words.json
+    python adherence.py reads [--checkpoints checkpoints] [--n 64] [--seconds 10]
+                                                                            -> runs/adherence/reads.json
 """
 
 import argparse
@@ -33,6 +39,7 @@ import numpy as np
 import torch
 
 import audio_io
+import augment
 import mir
 
 # The words probe's prompts: a genre and an instrument the corpus has, then one of the tempo or key phrases.
@@ -165,22 +172,99 @@ def probe_words(checkpoints, seconds, seeds, route, guidance=None):
     return {**summary, "route": route, "seconds": seconds, "guidance": guidance, "each": rows}
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# 3. The generator, teacher-forced: which words of a caption does it read?
+
+# Noise levels of the linear schedule at which the outline of the music (where the notes fall, which pitches) is
+# still open: log-SNR from about -1.6 (t = 0.5) down to -8.5 (t = 0.95).
+READ_TIMES = (0.5, 0.7, 0.85, 0.95)
+
+
+def altered_captions(captions):
+    """A clip's captions -> {"tempo": (the first naming a BPM, the same with that tempo x 1.5, or / 1.5 where x 1.5
+    would pass 160), "key": (the first naming a key, the same with every key moved a tritone)}; an aspect no caption
+    names is left out. Tempo words ("fast") are kept: only the number moves."""
+    out = {}
+    for caption in captions:
+        bpm = augment.named_tempo(caption)
+        if bpm and "tempo" not in out:
+            out["tempo"] = (caption, augment.scale_tempi(caption, 1.5 if bpm * 1.5 <= 160 else 1 / 1.5))
+        if augment.names_key(caption) and "key" not in out:
+            out["key"] = (caption, augment.transpose_keys(caption, 6))
+    return out
+
+
+def probe_reads(checkpoints, folder, n, seconds):
+    """The spectrogram generator's x0 error on n held-out clips (their first `seconds`), noised at READ_TIMES with
+    one fixed draw, given: the clip's own caption; the same caption with only its tempo (or key) changed; another
+    clip's caption; no caption. -> {aspect: {t: {"own", "altered", "another", each as a share of the no-caption
+    error (mean over clips), "altered_worse": share of clips whose error grows when only that word changes}}}.
+    A generator that reads the tempo (key) words predicts worse from a caption whose tempo (key) is wrong, as it
+    does from another clip's caption; one that ignores them gives altered = own and altered_worse ~ 0.5."""
+    import data
+    import diffusion
+    import sample
+    import stage1_generator
+    import text_encoder
+    model, config = sample.load_stage(checkpoints, "spectrogram-generator", torch.device("cpu"))
+    t5 = text_encoder.load_t5(config.get("t5") or text_encoder.DEMO_T5_DIR)
+    clips = data.index_folder(folder)[:n]
+    audio = data.fixed_batch(folder, data.MEL_RATE, n=n, seconds=seconds, multiple=data.MEL_HOP)["audio"]   # (n, T)
+    x0_all = stage1_generator.to_x0(audio, config)                           # (n, 80, F), standardised mel bins
+    result = {}
+    for aspect in ("tempo", "key"):
+        picked = [(i, altered_captions(c.captions)[aspect]) for i, c in enumerate(clips)
+                  if aspect in altered_captions(c.captions)]
+        if len(picked) < 2:
+            raise FileNotFoundError(f"fewer than 2 of the first {n} clips in {folder} have a caption naming their "
+                                    f"{aspect}; the reads probe needs captions like the built-in corpus's.")
+        x0 = x0_all[[i for i, _ in picked]]                                  # (m, 80, F)
+        own = [c for _, (c, _) in picked]
+        texts = {"own": own, "altered": [a for _, (_, a) in picked], "another": own[1:] + own[:1]}
+        encoded = {k: t5.encode(v, max_length=config["text_length"]) for k, v in texts.items()}
+        g = torch.Generator().manual_seed(0)
+        result[aspect] = {"clips": len(picked)}
+        for t in READ_TIMES:
+            tt = torch.full((x0.shape[0],), t)
+            alpha, sigma = diffusion.alpha_sigma(tt, config["schedule"])
+            x_t = diffusion._bcast(alpha, x0) * x0 + diffusion._bcast(sigma, x0) * torch.randn(x0.shape, generator=g)
+
+            def error(emb=None, mask=None):                                  # -> (m,) mean squared x0 error per clip
+                with torch.no_grad():
+                    pred = model(x_t, tt) if emb is None else model(x_t, tt, text_emb=emb, text_mask=mask)
+                x0_hat, _ = diffusion.to_x0_eps(pred, x_t, alpha, sigma, config["objective"])
+                return (x0_hat - x0).pow(2).mean((1, 2))
+            none = error().clamp(min=1e-20)
+            errors = {k: error(*encoded[k]) for k in texts}
+            result[aspect][t] = {**{k: float((e / none).mean()) for k, e in errors.items()},
+                                 "altered_worse": float((errors["altered"] > errors["own"]).float().mean())}
+            r = result[aspect][t]
+            print(f"{aspect:5s} t {t:.2f}: x0 error / no caption: own {r['own']:.4f}, {aspect} changed "
+                  f"{r['altered']:.4f}, another clip's {r['another']:.4f}; worse with the {aspect} changed in "
+                  f"{r['altered_worse']:.0%} of {len(picked)} clips")
+    return result
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python adherence.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("probe", choices=["text", "words"])
-    parser.add_argument("--data", default="data/music21", help="text: the corpus whose captions are read")
+    parser.add_argument("probe", choices=["text", "words", "reads"])
+    parser.add_argument("--data", default="data/music21", help="text: the corpus whose captions are read; reads: "
+                        "its test/ folder's clips")
+    parser.add_argument("--n", type=int, default=64, help="reads: held-out clips")
     parser.add_argument("--t5", default=None, help="text: a Hugging Face T5 directory (default: the demo encoder)")
-    parser.add_argument("--checkpoints", default="checkpoints", help="words: folder of stage checkpoints")
+    parser.add_argument("--checkpoints", default="checkpoints", help="words, reads: folder of stage checkpoints")
     parser.add_argument("--route", default="spec", choices=["spec", "wave"], help="words: the route to sample")
-    parser.add_argument("--seconds", type=float, default=10.0, help="words: length of each sample (5-30)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="words: length of each sample; reads: of each "
+                        "clip's start (5-30)")
     parser.add_argument("--seeds", type=int, default=2, help="words: seeds per prompt pair")
     parser.add_argument("--guidance", type=float, default=None, help="words: the generator's guidance scale "
                         "(default: its own, 1 for the spectrogram generator)")
     parser.add_argument("--out", default="runs/adherence", help="folder for <probe>.json")
     args = parser.parse_args(argv)
-    if not 5.0 <= args.seconds <= 30.0 or args.seeds < 1 or (args.guidance is not None and args.guidance < 0):
-        parser.error("--seconds must lie in 5..30 (the tempo estimator needs a few beats), --seeds be at least 1 and "
-                     "--guidance not negative (1 = no guidance).")
+    if not 5.0 <= args.seconds <= 30.0 or args.seeds < 1 or (args.guidance is not None and args.guidance < 0) \
+            or args.n < 2:
+        parser.error("--seconds must lie in 5..30 (the tempo estimator needs a few beats), --seeds be at least 1, "
+                     "--guidance not negative (1 = no guidance) and --n at least 2.")
     import checkpoint
     import evaluate
     import sample
@@ -188,8 +272,13 @@ def main(argv=None):
     import train
     t0 = time.time()
     try:
-        result = probe_text(args.data, args.t5) if args.probe == "text" else \
-            probe_words(args.checkpoints, args.seconds, args.seeds, args.route, args.guidance)
+        if args.probe == "text":
+            result = probe_text(args.data, args.t5)
+        elif args.probe == "words":
+            result = probe_words(args.checkpoints, args.seconds, args.seeds, args.route, args.guidance)
+        else:
+            test = Path(args.data) / "test" if (Path(args.data) / "test").is_dir() else Path(args.data)
+            result = probe_reads(args.checkpoints, test, args.n, args.seconds)
     except (FileNotFoundError, train.TrainingError, checkpoint.CheckpointError, sample.SampleError,
             text_encoder.TextEncoderError) as err:
         print(f"error: {err}", file=sys.stderr)

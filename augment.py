@@ -45,17 +45,33 @@ def speed_factor(semitones, rate):
     return round(rate * 2 ** (semitones / 12)) / rate
 
 
-def shift_caption(caption, semitones):
-    """The caption of a crop played 2 ** (semitones / 12) times as fast: tempi scaled, keys transposed."""
-    factor = 2 ** (semitones / 12)
-
+def transpose_keys(caption, semitones):
+    """Every key the caption names, moved by `semitones` ("G minor" +3 -> "B-flat minor"; "g minor" -> "b-flat minor")."""
     def key(m):
         pitch = (_LETTERS[m.group(1).upper()] + _ACCIDENTALS[m.group(2) or ""] + semitones) % 12
         name = TONICS[pitch] if m.group(1).isupper() else TONICS[pitch].lower()
         return f"{name}{m.group(3)}{m.group(4)}"
+    return _KEY.sub(key, caption)
 
-    caption = _KEY.sub(key, caption)
+
+def scale_tempi(caption, factor):
+    """Every tempo the caption names in BPM, times `factor`, rounded ("144 BPM" x 1.5 -> "216 BPM")."""
     return _BPM.sub(lambda m: f"{round(int(m.group(1)) * factor)}{m.group(2)}{m.group(3)}", caption)
+
+
+def named_tempo(caption):
+    """The first tempo the caption names in BPM, or None."""
+    match = _BPM.search(caption)
+    return int(match.group(1)) if match else None
+
+
+def names_key(caption):
+    return _KEY.search(caption) is not None
+
+
+def shift_caption(caption, semitones):
+    """The caption of a crop played 2 ** (semitones / 12) times as fast: tempi scaled, keys transposed."""
+    return scale_tempi(transpose_keys(caption, semitones), 2 ** (semitones / 12))
 
 
 def speed_shift(audio, length, semitones, rate, generator):

@@ -1,11 +1,22 @@
-"""adherence.py: the ridge read-out against exact answers, the tempo-word summary against its closed form, and the
-text features' shapes and token counts with the demo encoder."""
+"""adherence.py: the ridge read-out against exact answers, the tempo-word summary against its closed form, the
+text features' shapes and token counts with the demo encoder, and the reads probe against a generator that cannot
+read (its cross-attention zeroed: every ratio exactly 1)."""
+
+import json
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
+import torch
 
 import adherence
+import checkpoint
+import data
+import stage1_generator
 import text_encoder
+import train
+import unet1d
+from conftest import write_corpus
 
 
 def test_ridge_recovers_a_linear_map_and_finds_nothing_in_noise():
@@ -69,3 +80,52 @@ def test_caption_features_ignore_padding():
     padded = adherence.caption_features(encoder, ["fast", "a slow waltz played on a piano in the evening"])
     for name in alone:
         assert np.allclose(alone[name][0], padded[name][0], atol=1e-5), name
+
+
+def test_altered_captions_change_only_the_aspect():
+    out = adherence.altered_captions(["a tone, 150 bpm, a major", "It is in A major, about 100 beats per minute."])
+    assert out["tempo"] == ("a tone, 150 bpm, a major", "a tone, 100 bpm, a major")       # 150 x 1.5 > 160: / 1.5
+    assert out["key"] == ("a tone, 150 bpm, a major", "a tone, 150 bpm, e-flat major")   # a tritone up
+    assert adherence.altered_captions(["It is in A major, about 100 beats per minute."])["tempo"][1] == \
+        "It is in A major, about 150 beats per minute."
+    assert adherence.altered_captions(["a piano piece"]) == {}
+
+
+def _probe_folder(tmp_path):
+    """Three 6 s tone clips whose captions name a tempo and a key, and a random-weight spectrogram generator."""
+    folder = write_corpus(tmp_path / "clips", 3, seconds=6.0)
+    lines = [json.loads(line) for line in (folder / "captions.jsonl").read_text().splitlines()]
+    for i, line in enumerate(lines):
+        line["captions"] = [f"a tone in {'CDE'[i]} major at {90 + 10 * i} BPM"]
+    (folder / "captions.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    torch.manual_seed(0)
+    model = unet1d.UNet1D(replace(unet1d.PRESETS["tiny-spectrogram-generator"], text_dim=128, zero_init=False))
+    cfg = train.parse_config(stage1_generator.SPEC, ["--text_length=16"])
+    audio = data.fixed_batch(folder, data.MEL_RATE, n=3, seconds=5.0)["audio"]
+    config = {**vars(cfg), "t5": "", **stage1_generator.calibrate(cfg, audio)}
+    checkpoint.save_checkpoint(tmp_path / "spectrogram-generator.pt", {
+        "format": checkpoint.FORMAT, "stage": "spectrogram-generator", "unet": asdict(model.config),
+        "config": config, "step": 0, "loss": 0.0, "model": model.state_dict(), "ema": None})
+    return folder, model, config
+
+
+def test_reads_probe_tells_a_deaf_generator_from_one_that_reads(tmp_path):
+    """With its cross-attention output zeroed, the generator's x0 error is the same with any caption: every ratio
+    is exactly 1 and no clip gets worse. With random cross-attention weights, changing only the tempo number or
+    only the key changes the error."""
+    folder, model, config = _probe_folder(tmp_path)
+    hearing = adherence.probe_reads(tmp_path, folder, n=3, seconds=5.0)
+    for aspect in ("tempo", "key"):
+        assert hearing[aspect]["clips"] == 3 and set(hearing[aspect]) == {"clips", *adherence.READ_TIMES}
+        assert any(abs(r["altered"] - r["own"]) > 1e-6 for t, r in hearing[aspect].items() if t != "clips")
+    state = checkpoint.load_checkpoint(tmp_path / "spectrogram-generator.pt")
+    for name in state["model"]:
+        if "cross_attn.to_out" in name:
+            state["model"][name].zero_()
+    checkpoint.save_checkpoint(tmp_path / "spectrogram-generator.pt", state)
+    deaf = adherence.probe_reads(tmp_path, folder, n=3, seconds=5.0)
+    for aspect in ("tempo", "key"):
+        for t in adherence.READ_TIMES:
+            r = deaf[aspect][t]
+            assert r["own"] == pytest.approx(1.0, abs=1e-6) and r["altered"] == pytest.approx(1.0, abs=1e-6)
+            assert r["another"] == pytest.approx(1.0, abs=1e-6) and r["altered_worse"] == 0.0
