@@ -16,9 +16,9 @@ that asks only about that link:
             heard in each (mir.py). A generator that follows the words makes every fast one faster (log2 ratio
             ~1.25) and puts every sample in the key asked.
     reads   the generator, teacher-forced: its x0 error on held-out clips noised to where the notes are still open,
-            given the clip's own caption, the same caption with only the tempo (or the key) changed, another clip's
-            caption, and none. If changing the tempo number costs nothing while another clip's caption does, the
-            generator reads the caption but not its tempo. No sampling, no estimator: the most direct of the probes.
+            given the clip's own caption, the same caption with only the tempo number, the tempo words or the key
+            changed, another clip's caption, and none. If changing the tempo costs nothing while another clip's
+            caption does, the generator reads the caption but not its tempo. No sampling, no estimator: the most direct of the probes.
     route   the spectrogram route with no model in it: `python evaluate.py validate --through-mel` (real clips after
             their log-mel and Griffin-Lim) and `--through-mel true-phase` (the mel with the clip's own phase).
 
@@ -180,15 +180,22 @@ def probe_words(checkpoints, seconds, seeds, route, guidance=None):
 READ_TIMES = (0.5, 0.7, 0.85, 0.95)
 
 
+READ_ASPECTS = ("bpm", "tempo words", "key")
+
+
 def altered_captions(captions):
-    """A clip's captions -> {"tempo": (the first naming a BPM, the same with that tempo x 1.5, or / 1.5 where x 1.5
-    would pass 160), "key": (the first naming a key, the same with every key moved a tritone)}; an aspect no caption
-    names is left out. Tempo words ("fast") are kept: only the number moves."""
+    """A clip's captions -> {aspect: (caption, the same caption with only that aspect changed)}, for the first
+    caption that names it: "bpm", the tempo in BPM x 1.5 (or / 1.5 where x 1.5 would pass 160), tempo words kept;
+    "tempo words", every tempo word swapped for its opposite, in a caption that names no BPM; "key", every key moved
+    a tritone. An aspect no caption names is left out."""
     out = {}
     for caption in captions:
         bpm = augment.named_tempo(caption)
-        if bpm and "tempo" not in out:
-            out["tempo"] = (caption, augment.scale_tempi(caption, 1.5 if bpm * 1.5 <= 160 else 1 / 1.5))
+        if bpm and "bpm" not in out:
+            out["bpm"] = (caption, augment.scale_tempi(caption, 1.5 if bpm * 1.5 <= 160 else 1 / 1.5))
+        opposite = augment.opposite_tempo_words(caption)
+        if not bpm and opposite != caption and "tempo words" not in out:
+            out["tempo words"] = (caption, opposite)
         if augment.names_key(caption) and "key" not in out:
             out["key"] = (caption, augment.transpose_keys(caption, 6))
     return out
@@ -196,11 +203,12 @@ def altered_captions(captions):
 
 def probe_reads(checkpoints, folder, n, seconds):
     """The spectrogram generator's x0 error on n held-out clips (their first `seconds`), noised at READ_TIMES with
-    one fixed draw, given: the clip's own caption; the same caption with only its tempo (or key) changed; another
+    one fixed draw, given: the clip's own caption; the same caption with only its tempo or key changed; another
     clip's caption; no caption. -> {aspect: {t: {"own", "altered", "another", each as a share of the no-caption
-    error (mean over clips), "altered_worse": share of clips whose error grows when only that word changes}}}.
-    A generator that reads the tempo (key) words predicts worse from a caption whose tempo (key) is wrong, as it
-    does from another clip's caption; one that ignores them gives altered = own and altered_worse ~ 0.5."""
+    error (mean over clips), "altered_worse": share of clips whose error grows when only that word changes}}}, for
+    each of READ_ASPECTS (altered_captions). A generator that reads the tempo (key) words predicts worse from a
+    caption whose tempo (key) is wrong, as it does from another clip's caption; one that ignores them gives
+    altered = own and altered_worse ~ 0.5."""
     import data
     import diffusion
     import sample
@@ -212,7 +220,7 @@ def probe_reads(checkpoints, folder, n, seconds):
     audio = data.fixed_batch(folder, data.MEL_RATE, n=n, seconds=seconds, multiple=data.MEL_HOP)["audio"]   # (n, T)
     x0_all = stage1_generator.to_x0(audio, config)                           # (n, 80, F), standardised mel bins
     result = {}
-    for aspect in ("tempo", "key"):
+    for aspect in READ_ASPECTS:
         picked = [(i, altered_captions(c.captions)[aspect]) for i, c in enumerate(clips)
                   if aspect in altered_captions(c.captions)]
         if len(picked) < 2:
@@ -239,7 +247,7 @@ def probe_reads(checkpoints, folder, n, seconds):
             result[aspect][t] = {**{k: float((e / none).mean()) for k, e in errors.items()},
                                  "altered_worse": float((errors["altered"] > errors["own"]).float().mean())}
             r = result[aspect][t]
-            print(f"{aspect:5s} t {t:.2f}: x0 error / no caption: own {r['own']:.4f}, {aspect} changed "
+            print(f"{aspect:11s} t {t:.2f}: x0 error / no caption: own {r['own']:.4f}, {aspect} changed "
                   f"{r['altered']:.4f}, another clip's {r['another']:.4f}; worse with the {aspect} changed in "
                   f"{r['altered_worse']:.0%} of {len(picked)} clips")
     return result

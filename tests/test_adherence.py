@@ -83,10 +83,11 @@ def test_caption_features_ignore_padding():
 
 
 def test_altered_captions_change_only_the_aspect():
-    out = adherence.altered_captions(["a tone, 150 bpm, a major", "It is in A major, about 100 beats per minute."])
-    assert out["tempo"] == ("a tone, 150 bpm, a major", "a tone, 100 bpm, a major")       # 150 x 1.5 > 160: / 1.5
-    assert out["key"] == ("a tone, 150 bpm, a major", "a tone, 150 bpm, e-flat major")   # a tritone up
-    assert adherence.altered_captions(["It is in A major, about 100 beats per minute."])["tempo"][1] == \
+    out = adherence.altered_captions(["a tone, 150 bpm, a major, fast tempo", "It is in A major, slow, adagio."])
+    assert out["bpm"] == ("a tone, 150 bpm, a major, fast tempo", "a tone, 100 bpm, a major, fast tempo")  # / 1.5
+    assert out["key"] == ("a tone, 150 bpm, a major, fast tempo", "a tone, 150 bpm, e-flat major, fast tempo")
+    assert out["tempo words"] == ("It is in A major, slow, adagio.", "It is in A major, fast, allegro.")
+    assert adherence.altered_captions(["It is in A major, about 100 beats per minute."])["bpm"][1] == \
         "It is in A major, about 150 beats per minute."
     assert adherence.altered_captions(["a piano piece"]) == {}
 
@@ -96,7 +97,7 @@ def _probe_folder(tmp_path):
     folder = write_corpus(tmp_path / "clips", 3, seconds=6.0)
     lines = [json.loads(line) for line in (folder / "captions.jsonl").read_text().splitlines()]
     for i, line in enumerate(lines):
-        line["captions"] = [f"a tone in {'CDE'[i]} major at {90 + 10 * i} BPM"]
+        line["captions"] = [f"a tone in {'CDE'[i]} major at {90 + 10 * i} BPM", "a fast tone"]
     (folder / "captions.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     torch.manual_seed(0)
     model = unet1d.UNet1D(replace(unet1d.PRESETS["tiny-spectrogram-generator"], text_dim=128, zero_init=False))
@@ -111,11 +112,11 @@ def _probe_folder(tmp_path):
 
 def test_reads_probe_tells_a_deaf_generator_from_one_that_reads(tmp_path):
     """With its cross-attention output zeroed, the generator's x0 error is the same with any caption: every ratio
-    is exactly 1 and no clip gets worse. With random cross-attention weights, changing only the tempo number or
-    only the key changes the error."""
+    is exactly 1 and no clip gets worse. With random cross-attention weights, changing only the tempo number, the
+    tempo words or the key changes the error."""
     folder, model, config = _probe_folder(tmp_path)
     hearing = adherence.probe_reads(tmp_path, folder, n=3, seconds=5.0)
-    for aspect in ("tempo", "key"):
+    for aspect in adherence.READ_ASPECTS:
         assert hearing[aspect]["clips"] == 3 and set(hearing[aspect]) == {"clips", *adherence.READ_TIMES}
         assert any(abs(r["altered"] - r["own"]) > 1e-6 for t, r in hearing[aspect].items() if t != "clips")
     state = checkpoint.load_checkpoint(tmp_path / "spectrogram-generator.pt")
@@ -124,7 +125,7 @@ def test_reads_probe_tells_a_deaf_generator_from_one_that_reads(tmp_path):
             state["model"][name].zero_()
     checkpoint.save_checkpoint(tmp_path / "spectrogram-generator.pt", state)
     deaf = adherence.probe_reads(tmp_path, folder, n=3, seconds=5.0)
-    for aspect in ("tempo", "key"):
+    for aspect in adherence.READ_ASPECTS:
         for t in adherence.READ_TIMES:
             r = deaf[aspect][t]
             assert r["own"] == pytest.approx(1.0, abs=1e-6) and r["altered"] == pytest.approx(1.0, abs=1e-6)
