@@ -18,7 +18,8 @@ that asks only about that link:
     reads   the generator, teacher-forced: its x0 error on held-out clips noised to where the notes are still open,
             given the clip's own caption, the same caption with only the tempo number, the tempo words or the key
             changed, another clip's caption, and none. If changing the tempo costs nothing while another clip's
-            caption does, the generator reads the caption but not its tempo. No sampling, no estimator: the most direct of the probes.
+            caption does, the generator reads the caption but not its tempo. No sampling and no estimator: the
+            most direct of the probes.
     route   the spectrogram route with no model in it: `python evaluate.py validate --through-mel` (real clips after
             their log-mel and Griffin-Lim) and `--through-mel true-phase` (the mel with the clip's own phase).
 
@@ -178,9 +179,7 @@ def probe_words(checkpoints, seconds, seeds, route, guidance=None):
 # Noise levels of the linear schedule at which the outline of the music (where the notes fall, which pitches) is
 # still open: log-SNR from about -1.6 (t = 0.5) down to -8.5 (t = 0.95).
 READ_TIMES = (0.5, 0.7, 0.85, 0.95)
-
-
-READ_ASPECTS = ("bpm", "tempo words", "key")
+READ_ASPECTS = ("bpm", "tempo words", "key")                               # what altered_captions changes
 
 
 def altered_captions(captions):

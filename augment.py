@@ -15,7 +15,10 @@ in another key at another tempo, with a caption that names both: the words becom
                    original's case. Tempo words ("fast", "allegro") are kept: k <= 3 moves a tempo by at most 19%,
                    so only a tempo near a word's boundary (80 or 115 BPM in captions.py) can end up misnamed.
 
-The timbre moves with the pitch (a tape played fast), which is why the shift is kept small. Shapes: items' audio
+The timbre moves with the pitch (a tape played fast), which is why the shift is kept small. Measured: 5,000 steps
+with --speed_shift=3 taught the shipped spectrogram generator neither tempo nor key and left it worse than the same
+continuation without augmentation on every column of `make eval` (README, "Tape-speed augmentation"), so it is off
+by default. Shapes: items' audio
 (T_read,) at `rate` -> crops (L,); T_read >= ceil(L * 2 ** (max / 12)) (read_seconds gives it).
 """
 
@@ -25,10 +28,9 @@ import re
 import torch
 
 import data
+import mir
+from captions import TONICS
 
-TONICS = ["C", "C-sharp", "D", "E-flat", "E", "F", "F-sharp", "G", "A-flat", "A", "B-flat", "B"]   # captions.py's
-_LETTERS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-_ACCIDENTALS = {"": 0, "-sharp": 1, "#": 1, "-flat": -1, "b": -1}
 # A key: a letter, an optional accidental, then "major" or "minor" ("b minor" is B minor; "bb minor" B-flat minor).
 _KEY = re.compile(r"\b([A-Ga-g])(-sharp|-flat|#|b)?(\s+)(major|minor)\b")
 _BPM = re.compile(r"\b(\d{2,3})(\s*)(BPM|bpm|beats per minute)\b")
@@ -46,9 +48,10 @@ def speed_factor(semitones, rate):
 
 
 def transpose_keys(caption, semitones):
-    """Every key the caption names, moved by `semitones` ("G minor" +3 -> "B-flat minor"; "g minor" -> "b-flat minor")."""
+    """Every key the caption names, moved by `semitones` ("G minor" +3 -> "B-flat minor", "g minor" -> "b-flat
+    minor")."""
     def key(m):
-        pitch = (_LETTERS[m.group(1).upper()] + _ACCIDENTALS[m.group(2) or ""] + semitones) % 12
+        pitch = (mir.pitch_class(m.group(1) + (m.group(2) or "")) + semitones) % 12
         name = TONICS[pitch] if m.group(1).isupper() else TONICS[pitch].lower()
         return f"{name}{m.group(3)}{m.group(4)}"
     return _KEY.sub(key, caption)
@@ -82,6 +85,7 @@ def named_tempo(caption):
 
 
 def names_key(caption):
+    """True when the caption names a key ("in G minor", "g minor")."""
     return _KEY.search(caption) is not None
 
 

@@ -12,6 +12,7 @@ import soundfile as sf
 import torch
 
 import augment
+import captions
 import data
 import stage1_generator
 import train
@@ -71,7 +72,7 @@ def test_captions_say_the_shifted_tempo_and_key(caption, k, expected):
 
 
 def test_a_shift_and_its_inverse_give_the_key_back():
-    for tonic in augment.TONICS:
+    for tonic in captions.TONICS:
         for mode in ("major", "minor"):
             caption = f"It is in {tonic} {mode}."
             for k in range(-3, 4):
