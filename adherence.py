@@ -273,6 +273,7 @@ def main(argv=None):
         parser.error("--seconds must lie in 5..30 (the tempo estimator needs a few beats), --seeds be at least 1, "
                      "--guidance not negative (1 = no guidance) and --n at least 2.")
     import checkpoint
+    import data
     import evaluate
     import sample
     import text_encoder
@@ -286,7 +287,7 @@ def main(argv=None):
         else:
             test = Path(args.data) / "test" if (Path(args.data) / "test").is_dir() else Path(args.data)
             result = probe_reads(args.checkpoints, test, args.n, args.seconds)
-    except (FileNotFoundError, train.TrainingError, checkpoint.CheckpointError, sample.SampleError,
+    except (FileNotFoundError, data.DataError, train.TrainingError, checkpoint.CheckpointError, sample.SampleError,
             text_encoder.TextEncoderError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

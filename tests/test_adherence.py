@@ -130,3 +130,11 @@ def test_reads_probe_tells_a_deaf_generator_from_one_that_reads(tmp_path):
             r = deaf[aspect][t]
             assert r["own"] == pytest.approx(1.0, abs=1e-6) and r["altered"] == pytest.approx(1.0, abs=1e-6)
             assert r["another"] == pytest.approx(1.0, abs=1e-6) and r["altered_worse"] == 0.0
+
+
+def test_reads_probe_without_clips_or_checkpoints_says_so(tmp_path, capsys):
+    for argv in (["reads", "--data", str(tmp_path)], ["reads", "--checkpoints", str(tmp_path)]):
+        assert adherence.main(argv + ["--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert ("captions.jsonl not found" in err or "make train-spec-generator" in err) and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
