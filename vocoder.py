@@ -6,7 +6,11 @@ over the waveform, conditioned on nothing but the 80-bin log-mel at 100 frames p
     form           [choice, issue 12] "scaled": the waveform is divided by its RMS on the training clips (~0.1) so
                    that it has the unit scale the noise schedule assumes, and each mel bin is standardised with its
                    mean and std on those clips; both are kept in the checkpoint. --form=paper diffuses the raw
-                   waveform and takes the [-1, 1] log-mel as it is.
+                   waveform and takes the [-1, 1] log-mel as it is. [choice, issue 12] "envelope" (PriorGrad-like,
+                   Lee et al. 2022): the waveform is also divided, sample by sample, by the loudness its mel gives
+                   (each frame's energy, interpolated between frame centres, floored at 1/20 of its mean on the
+                   training clips): the network no longer has to write how loud each 10 ms is, which the mel says
+                   exactly, only the waveform's shape within it. Not yet the default (see the README's overfit table).
     conditioning   the spectrogram is an "aligned input": the U-Net's strides multiply to 160 = 16000 / 100, the
                    hop, so at the bottom of the U each position is one spectrogram frame. The 80 mel bins are
                    projected to the bottom width and ADDED there (Fig. 1) [choice: right after the last down-sampling
@@ -38,11 +42,13 @@ import unet1d
 
 RATE = 16000
 
-FORMS = ("scaled", "paper")
+FORMS = ("scaled", "envelope", "paper")
 
 DEFAULTS = {
-    "form": ("scaled", "scaled: unit-RMS waveform and standardised mel bins [choice]; paper: both as they are"),
+    "form": ("scaled", "scaled: unit-RMS waveform and standardised mel bins [choice]; envelope: also divided by the "
+                       "mel's loudness [choice]; paper: both as they are"),
     "signal_scale": (0.0, "RMS of the training audio, divided out (0 = measure on the training clips at start)"),
+    "envelope_floor": (0.0, "envelope form: the loudness floor (0 = 1/20 of its mean on the training clips)"),
     "schedule": ("linear", "noise schedule (Table 2: linear, i.e. the DDPM beta schedule; see diffusion.py)"),
     "objective": ("v", "what the network predicts: v (design card) or eps (the paper)"),
     "weight": ("simplified", "loss weight: simplified (w = 1, Table 2) or sigma"),
@@ -67,12 +73,36 @@ def data_spec(cfg, unet_cfg):
             "preview_seconds": 4.0, "mel": True}
 
 
+def envelope(mel, floor):
+    """(B, 80, F) log-mel in [-1, 1] -> (B, 160 F): the loudness the mel gives each sample, in arbitrary units (the
+    square root of each frame's STFT energy from mel_to_magnitude, linearly interpolated between the frame centres
+    at samples 0, 160, 320, ...), at least `floor`. The envelope form divides the waveform by it."""
+    frames = mel_to_magnitude(mel).pow(2).sum(1).sqrt()                      # (B, F + 1), frame F repeats F - 1
+    position = torch.arange(mel.shape[-1] * data.MEL_HOP, device=mel.device) / data.MEL_HOP   # (T,) in frames
+    left = position.long()
+    weight = position - left
+    return (frames[:, left] * (1 - weight) + frames[:, left + 1] * weight).clamp(min=floor)   # (B, T)
+
+
+def _divisor(mel, config):
+    """What the waveform is divided by in the model's units: (B, 160 F) in the envelope form, else a number."""
+    form = config.get("form", "paper")
+    if form == "envelope":
+        return config["signal_scale"] * envelope(mel, config["envelope_floor"])
+    return config["signal_scale"] if form == "scaled" else 1.0
+
+
 def calibrate(cfg, audio):
-    """(B, T) 16 kHz training audio -> the waveform's RMS and each mel bin's mean and std (80 each)."""
+    """(B, T) 16 kHz training audio -> the waveform's RMS (after the envelope in the envelope form, with its floor)
+    and each mel bin's mean and std (80 each)."""
     if cfg.form == "paper":
         return {}
-    return {"signal_scale": data.signal_rms(audio),
-            **data.mel_statistics(data.log_mel(audio))}                      # mel (B, 80, F) -> 80 means, 80 stds
+    mel = data.log_mel(audio)                                                # (B, 80, F)
+    if cfg.form == "scaled":
+        return {"signal_scale": data.signal_rms(audio), **data.mel_statistics(mel)}
+    floor = cfg.envelope_floor or round(float(envelope(mel, 0.0).mean()) / 20, 6)     # a given floor is kept
+    return {"envelope_floor": floor, "signal_scale": data.signal_rms(audio / envelope(mel, floor)),
+            **data.mel_statistics(mel)}
 
 
 def standardise(mel, config):
@@ -82,6 +112,9 @@ def standardise(mel, config):
     if len(config.get("mel_mean") or ()) != data.MEL_BINS or not config.get("signal_scale", 0) > 0:
         raise checkpoint.CheckpointError("this scaled-form vocoder config has no measured signal_scale, mel_mean and "
                                     "mel_std; train the vocoder (train.py measures them).")
+    if config.get("form") == "envelope" and not config.get("envelope_floor", 0) > 0:
+        raise checkpoint.CheckpointError("this envelope-form vocoder config has no measured envelope_floor; train the "
+                                         "vocoder (train.py measures it).")
     return data.standardise_mel(mel, config)
 
 
@@ -92,11 +125,12 @@ def _model_fn(model, spectrogram, cond_noise):
 def loss(model, batch, ctx):
     cfg, g = ctx.cfg, ctx.generator
     audio = batch["audio"].to(ctx.device)                                     # (B, T) 16 kHz, T = 160 F
-    mel = batch["mel"].to(ctx.device) if "mel" in batch else data.log_mel(audio)   # from the loader's workers
-    mel = standardise(mel, vars(cfg))                                         # (B, 80, F)
+    given = batch["mel"].to(ctx.device) if "mel" in batch else data.log_mel(audio)   # from the loader's workers
+    mel = standardise(given, vars(cfg))                                       # (B, 80, F)
     mel, u = diffusion.corrupt_condition(mel, t_max=cfg.t_max, schedule=cfg.schedule, generator=g,
                                          blur="2d")                          # Sec. 4.1: 5x5 blur, std 0.2-1.0
-    x0 = (audio / (cfg.signal_scale if cfg.form == "scaled" else 1.0))[:, None]   # (B, 1, T)
+    # The envelope comes from the mel as given, as at sampling; the corruption only trains the network's reading.
+    x0 = (audio / _divisor(given, vars(cfg)))[:, None]                       # (B, 1, T)
     value, _, _ = diffusion.diffusion_loss(_model_fn(model, mel, u), x0, schedule=cfg.schedule,
                                            objective=cfg.objective, weight=cfg.weight, generator=g)
     return value
@@ -114,7 +148,7 @@ def generate(model, spectrogram, *, config, steps=None, step_kind=None, gamma=No
     config: the training config (a checkpoint's "config" dict): form, statistics, schedule, objective.
     Dynamic clipping at the 99.5th percentile in the paper's form only (a unit-RMS waveform is not bounded by 1)."""
     s = diffusion.settings(SAMPLING, steps=steps, step_kind=step_kind, gamma=gamma, cond_noise=cond_noise)
-    scaled = config.get("form", "paper") == "scaled"
+    scaled = config.get("form", "paper") != "paper"                         # scaled or envelope: unit variance
     schedule = config["schedule"]
     dev = next(model.parameters()).device
     b, _, frames = spectrogram.shape
@@ -126,7 +160,7 @@ def generate(model, spectrogram, *, config, steps=None, step_kind=None, gamma=No
                          schedule=schedule, objective=config["objective"], gamma=s["gamma"], generator=generator,
                          clip_percentile=None if scaled else 0.995, device=dev,
                          progress=progress and "vocoder")                    # (B, 1, 160 F)
-    return x[:, 0] * (config["signal_scale"] if scaled else 1.0)
+    return x[:, 0] * _divisor(spectrogram.to(dev).float(), config)
 
 
 # [choice] Fast Griffin-Lim (momentum 0.99, Perraudin et al. 2013's value) rather than the plain algorithm, at the
@@ -192,7 +226,8 @@ def preview(model, batch, ctx):
 
 STAGE = SimpleNamespace(NAME="vocoder", MAKE_TARGET="train-vocoder", DEFAULTS=DEFAULTS, USES_TEXT=False,
                         model_config=model_config, data_spec=data_spec, calibrate=calibrate,
-                        CALIBRATED=("signal_scale", "mel_mean", "mel_std"), loss=loss, preview=preview,
+                        CALIBRATED=("signal_scale", "mel_mean", "mel_std", "envelope_floor"), loss=loss,
+                        preview=preview,
                         __doc__=__doc__, __file__=__file__)
 
 if __name__ == "__main__":

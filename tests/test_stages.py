@@ -1,5 +1,6 @@
 """Every cascade stage learns on tiny data (its loss falls) and its generate() returns the right rate and length."""
 
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -22,6 +23,7 @@ STAGES = {
     "spectrogram-generator": (stage1_generator.SPEC, ["--seconds=1.0"]),
     "waveform-cascader": (stage2_cascader.STAGE, CROPS),
     "vocoder": (vocoder.STAGE, CROPS),
+    "vocoder-envelope": (vocoder.STAGE, CROPS + ["--form=envelope"]),
     "superres": (stage3_superres.STAGE, CROPS),
     "superres-residual": (stage3_superres.STAGE, CROPS + ["--form=residual"]),
 }
@@ -32,8 +34,8 @@ def signal_of(name, cfg, batch):
     audio = batch["audio"]
     if name in ("waveform-generator", "spectrogram-generator"):
         return stage1_generator.to_x0(audio, vars(cfg))
-    if name == "vocoder":
-        return audio[:, None] / cfg.signal_scale
+    if name.startswith("vocoder"):                                          # scaled or envelope form
+        return (audio / vocoder._divisor(data.log_mel(audio), vars(cfg)))[:, None]
     module = stage2_cascader if name == "waveform-cascader" else stage3_superres           # either form
     return residual.loss_inputs(audio, module.LOW_RATE, module.RATE, cfg)[1]
 
@@ -95,10 +97,39 @@ def test_stage_learns_and_generates(name, tmp_path, tiny_corpus):
         out = stage2_cascader.generate(model, torch.zeros(1, 3200), emb, mask, config=vars(cfg), steps=2,
                                        generator=g)
         expected = (1, 16000)
-    elif name == "vocoder":
+    elif name.startswith("vocoder"):
         out = vocoder.generate(model, torch.zeros(1, 80, 37), config=vars(cfg), steps=2, generator=g)
         expected = (1, 37 * 160)
     else:
         out = stage3_superres.generate(model, torch.zeros(1, 16001), config=vars(cfg), steps=2, generator=g)
         expected = (1, 24002)                                                           # round(1.5 x 16001)
     assert tuple(out.shape) == expected and torch.isfinite(out).all()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The vocoder's envelope form
+
+def test_vocoder_envelope_follows_a_tone_whose_loudness_steps():
+    """A 440 Hz tone at amplitude 0.4 for 1 s, then 0.1: the mel's envelope drops by 4 between the two halves
+    (away from the step, where it is interpolated), and stays flat within each."""
+    rate = 16000
+    t = torch.arange(2 * rate) / rate
+    audio = torch.sin(2 * math.pi * 440 * t) * torch.where(t < 1, 0.4, 0.1)
+    e = vocoder.envelope(data.log_mel(audio[None]), 0.0)[0]                 # (T,)
+    loud, quiet = e[2000:14000], e[18000:30000]
+    assert float(loud.mean() / quiet.mean()) == pytest.approx(4.0, rel=0.02)
+    assert float(loud.std() / loud.mean()) < 0.01 and float(quiet.std() / quiet.mean()) < 0.01
+    assert float(vocoder.envelope(data.log_mel(torch.zeros(1, rate)), 0.25).min()) == 0.25     # floored
+
+
+def test_vocoder_envelope_form_calibrates_to_unit_rms_and_inverts_exactly(tiny_corpus):
+    audio = data.fixed_batch(tiny_corpus / "train", 16000, n=4, seconds=2.0)["audio"]   # (4, 32000)
+    cfg = train.parse_config(vocoder.STAGE, ["--form=envelope"])
+    config = {**vars(cfg), **vocoder.calibrate(cfg, audio)}
+    assert config["envelope_floor"] > 0 and config["signal_scale"] > 0
+    mel = data.log_mel(audio)
+    x0 = audio / vocoder._divisor(mel, config)                              # what the network models
+    assert float(x0.pow(2).mean().sqrt()) == pytest.approx(1.0, rel=0.01)
+    torch.testing.assert_close(x0 * vocoder._divisor(mel, config), audio, atol=1e-6, rtol=1e-5)
+    given = train.parse_config(vocoder.STAGE, ["--form=envelope", "--envelope_floor=0.5"])
+    assert vocoder.calibrate(given, audio)["envelope_floor"] == 0.5         # a floor on the command line is kept
