@@ -135,9 +135,10 @@ def teacher_forced(name, model, config, real, text):
     g = torch.Generator().manual_seed(0)
     u = torch.full((real.shape[0],), module.SAMPLING["cond_noise"])
     if name == "vocoder":
-        cond = vocoder.standardise(data.log_mel(real), config)
-        scale = config["signal_scale"] if cfg.form == "scaled" else 1.0
-        x0, truth, base = real[:, None] / scale, real, torch.zeros_like(real)
+        mel = data.log_mel(real)                                             # (B, 80, F)
+        cond = vocoder.standardise(mel, config)
+        scale = vocoder.waveform_divisor(mel, config)                        # a float, or the mel's envelope (B, T)
+        x0, truth, base = (real / scale)[:, None], real, torch.zeros_like(real)
         kwargs = lambda c: dict(aligned=c)
     else:
         cond, x0 = residual.loss_inputs(real, low_rate, rate, cfg)          # (B, 1, T) each, in the form's units
@@ -152,10 +153,12 @@ def teacher_forced(name, model, config, real, text):
         eps = torch.randn(x0.shape, generator=g)
         x_t = diffusion._bcast(alpha, x0) * x0 + diffusion._bcast(sigma, x0) * eps
         x0_hat, _ = diffusion.to_x0_eps(model(x_t, tt, cond_noise=u, **kwargs(cond)), x_t, alpha, sigma, cfg.objective)
-        if cfg.form in ("residual", "envelope"):
+        if name == "vocoder":
+            estimate = x0_hat[:, 0] * scale
+        elif cfg.form in ("residual", "envelope"):
             estimate = base + residual.highpass(scale * x0_hat[:, 0], low_rate, rate)
         else:
-            estimate = x0_hat[:, 0] * (scale if name == "vocoder" else 1.0)
+            estimate = x0_hat[:, 0]
         ratios[t] = float((estimate - truth).pow(2).mean() / (base - truth).pow(2).mean().clamp(min=1e-20))
     return ratios
 

@@ -35,7 +35,7 @@ def signal_of(name, cfg, batch):
     if name in ("waveform-generator", "spectrogram-generator"):
         return stage1_generator.to_x0(audio, vars(cfg))
     if name.startswith("vocoder"):                                          # scaled or envelope form
-        return (audio / vocoder._divisor(data.log_mel(audio), vars(cfg)))[:, None]
+        return (audio / vocoder.waveform_divisor(data.log_mel(audio), vars(cfg)))[:, None]
     module = stage2_cascader if name == "waveform-cascader" else stage3_superres           # either form
     return residual.loss_inputs(audio, module.LOW_RATE, module.RATE, cfg)[1]
 
@@ -128,8 +128,8 @@ def test_vocoder_envelope_form_calibrates_to_unit_rms_and_inverts_exactly(tiny_c
     config = {**vars(cfg), **vocoder.calibrate(cfg, audio)}
     assert config["envelope_floor"] > 0 and config["signal_scale"] > 0
     mel = data.log_mel(audio)
-    x0 = audio / vocoder._divisor(mel, config)                              # what the network models
+    x0 = audio / vocoder.waveform_divisor(mel, config)                              # what the network models
     assert float(x0.pow(2).mean().sqrt()) == pytest.approx(1.0, rel=0.01)
-    torch.testing.assert_close(x0 * vocoder._divisor(mel, config), audio, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(x0 * vocoder.waveform_divisor(mel, config), audio, atol=1e-6, rtol=1e-5)
     given = train.parse_config(vocoder.STAGE, ["--form=envelope", "--envelope_floor=0.5"])
     assert vocoder.calibrate(given, audio)["envelope_floor"] == 0.5         # a floor on the command line is kept
