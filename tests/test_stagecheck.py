@@ -9,6 +9,7 @@ import torch
 
 import checkpoint
 import data
+import diffusion
 import residual
 import stage2_cascader
 import stage3_superres
@@ -261,3 +262,22 @@ def test_evaluation_reports_the_sets_median_figures():
     assert mostly_noise["flatness"] > 0.4 and mostly_noise["persistence"] < 0.2
     # Per clip too (eval.json's "clips"): the set's odd one out is named, in the order given.
     assert [f < 0.15 and p > 0.6 for f, p in mostly_music["each"]] == [True, True, False]
+
+
+@pytest.mark.parametrize("form", ["scaled", "envelope"])
+def test_vocoder_teacher_forced_figure_is_zero_for_an_oracle(form, tiny_corpus):
+    """A 'network' that knows the clip returns the exact v for any x_t: its x0 estimate is the clip, so the
+    teacher-forced error is 0 in either form, which holds only if the check divides and multiplies by the same
+    signal scale (a number, or the mel's envelope) as the vocoder does."""
+    real = data.fixed_batch(tiny_corpus / "test", vocoder.RATE, n=2, seconds=1.0, multiple=160)["audio"]   # (2, T)
+    cfg = train.parse_config(vocoder.STAGE, [f"--form={form}"])
+    config = {**vars(cfg), **vocoder.calibrate(cfg, real)}
+    x0 = (real / vocoder.waveform_divisor(data.log_mel(real), config))[:, None]          # (2, 1, T), model units
+
+    def oracle(x_t, t, **conditioning):
+        alpha, sigma = diffusion.alpha_sigma(t, config["schedule"])
+        alpha, sigma = diffusion._bcast(alpha, x_t), diffusion._bcast(sigma, x_t)
+        return alpha * (x_t - alpha * x0) / sigma - sigma * x0                            # v = alpha eps - sigma x0
+    ratios = stagecheck.teacher_forced("vocoder", oracle, config, real, (None, None))
+    assert set(ratios) == set(stagecheck.TEACHER_TIMES)
+    assert all(r < 1e-8 for r in ratios.values()), ratios
