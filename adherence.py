@@ -32,6 +32,7 @@ that asks only about that link:
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -176,6 +177,22 @@ def probe_words(checkpoints, seconds, seeds, route, guidance=None):
 # ----------------------------------------------------------------------------------------------------------------
 # 3. The generator, teacher-forced: which words of a caption does it read?
 
+# Each of captions.py's tempo words and its opposite (a moderate word becomes a fast one): what the reads probe
+# changes to ask whether the generator reads tempo words, as against tempo numbers.
+_SLOW_TO_FAST = {"slow": "fast", "unhurried": "brisk", "leisurely": "lively", "relaxed": "quick", "slowly": "quickly",
+                 "unhurriedly": "briskly", "adagio": "allegro", "largo": "vivace"}
+_OPPOSITE_TEMPO = {**_SLOW_TO_FAST, **{fast: slow for slow, fast in _SLOW_TO_FAST.items()},
+                   "moderate": "fast", "medium": "quick", "steady": "brisk", "comfortable": "lively",
+                   "andante": "allegro", "moderato": "vivace", "mid-tempo": "fast", "moderately paced": "quick"}
+_TEMPO_WORD = re.compile(r"\b(" + "|".join(sorted(map(re.escape, _OPPOSITE_TEMPO), key=len, reverse=True)) + r")\b")
+
+
+def opposite_tempo_words(caption):
+    """Every tempo word of captions.py's vocabulary swapped for its opposite ("slow" <-> "fast", "adagio" <->
+    "allegro"; a moderate word becomes a fast one). Numbers are left alone."""
+    return _TEMPO_WORD.sub(lambda m: _OPPOSITE_TEMPO[m.group(1)], caption)
+
+
 # Noise levels of the linear schedule at which the outline of the music (where the notes fall, which pitches) is
 # still open: log-SNR from about -1.6 (t = 0.5) down to -8.5 (t = 0.95).
 READ_TIMES = (0.5, 0.7, 0.85, 0.95)
@@ -192,7 +209,7 @@ def altered_captions(captions):
         bpm = augment.named_tempo(caption)
         if bpm and "bpm" not in out:
             out["bpm"] = (caption, augment.scale_tempi(caption, 1.5 if bpm * 1.5 <= 160 else 1 / 1.5))
-        opposite = augment.opposite_tempo_words(caption)
+        opposite = opposite_tempo_words(caption)
         if not bpm and opposite != caption and "tempo words" not in out:
             out["tempo words"] = (caption, opposite)
         if augment.names_key(caption) and "key" not in out:
@@ -209,9 +226,9 @@ def probe_reads(checkpoints, folder, n, seconds):
     caption whose tempo (key) is wrong, as it does from another clip's caption; one that ignores them gives
     altered = own and altered_worse ~ 0.5."""
     import data
-    import diffusion
     import sample
     import stage1_generator
+    import stagecheck
     import text_encoder
     model, config = sample.load_stage(checkpoints, "spectrogram-generator", torch.device("cpu"))
     t5 = text_encoder.load_t5(config.get("t5") or text_encoder.DEMO_T5_DIR)
@@ -219,9 +236,9 @@ def probe_reads(checkpoints, folder, n, seconds):
     audio = data.fixed_batch(folder, data.MEL_RATE, n=n, seconds=seconds, multiple=data.MEL_HOP)["audio"]   # (n, T)
     x0_all = stage1_generator.to_x0(audio, config)                           # (n, 80, F), standardised mel bins
     result = {}
+    altered = [altered_captions(c.captions) for c in clips]
     for aspect in READ_ASPECTS:
-        picked = [(i, altered_captions(c.captions)[aspect]) for i, c in enumerate(clips)
-                  if aspect in altered_captions(c.captions)]
+        picked = [(i, a[aspect]) for i, a in enumerate(altered) if aspect in a]
         if len(picked) < 2:
             raise FileNotFoundError(f"fewer than 2 of the first {n} clips in {folder} have a caption naming their "
                                     f"{aspect}; the reads probe needs captions like the built-in corpus's.")
@@ -232,17 +249,8 @@ def probe_reads(checkpoints, folder, n, seconds):
         g = torch.Generator().manual_seed(0)
         result[aspect] = {"clips": len(picked)}
         for t in READ_TIMES:
-            tt = torch.full((x0.shape[0],), t)
-            alpha, sigma = diffusion.alpha_sigma(tt, config["schedule"])
-            x_t = diffusion._bcast(alpha, x0) * x0 + diffusion._bcast(sigma, x0) * torch.randn(x0.shape, generator=g)
-
-            def error(emb=None, mask=None):                                  # -> (m,) mean squared x0 error per clip
-                with torch.no_grad():
-                    pred = model(x_t, tt) if emb is None else model(x_t, tt, text_emb=emb, text_mask=mask)
-                x0_hat, _ = diffusion.to_x0_eps(pred, x_t, alpha, sigma, config["objective"])
-                return (x0_hat - x0).pow(2).mean((1, 2))
-            none = error().clamp(min=1e-20)
-            errors = {k: error(*encoded[k]) for k in texts}
+            errors = stagecheck.generator_x0_errors(model, config, x0, t, {"none": None, **encoded}, g)   # (m,) each
+            none = errors.pop("none").clamp(min=1e-20)
             result[aspect][t] = {**{k: float((e / none).mean()) for k, e in errors.items()},
                                  "altered_worse": float((errors["altered"] > errors["own"]).float().mean())}
             r = result[aspect][t]

@@ -62,22 +62,6 @@ def scale_tempi(caption, factor):
     return _BPM.sub(lambda m: f"{round(int(m.group(1)) * factor)}{m.group(2)}{m.group(3)}", caption)
 
 
-# Each of captions.py's tempo words and its opposite (a moderate word becomes a fast one): what the reads probe
-# (adherence.py) changes to ask whether the generator reads tempo words, as against tempo numbers.
-_OPPOSITE_TEMPO = {"slow": "fast", "unhurried": "brisk", "leisurely": "lively", "relaxed": "quick", "slowly": "quickly",
-                   "unhurriedly": "briskly", "adagio": "allegro", "largo": "vivace", "moderate": "fast",
-                   "medium": "quick", "steady": "brisk", "comfortable": "lively", "andante": "allegro",
-                   "moderato": "vivace", "mid-tempo": "fast", "moderately paced": "quick"}
-_OPPOSITE_TEMPO.update({v: k for k, v in list(_OPPOSITE_TEMPO.items())[:8]})
-_TEMPO_WORD = re.compile(r"\b(" + "|".join(sorted(map(re.escape, _OPPOSITE_TEMPO), key=len, reverse=True)) + r")\b")
-
-
-def opposite_tempo_words(caption):
-    """Every tempo word of captions.py's vocabulary swapped for its opposite ("slow" <-> "fast", "adagio" <->
-    "allegro"; a moderate word becomes a fast one). Numbers are left alone."""
-    return _TEMPO_WORD.sub(lambda m: _OPPOSITE_TEMPO[m.group(1)], caption)
-
-
 def named_tempo(caption):
     """The first tempo the caption names in BPM, or None."""
     match = _BPM.search(caption)

@@ -244,6 +244,22 @@ def _centred_correlation(a, b):
 
 
 @torch.no_grad()
+@torch.no_grad()
+def generator_x0_errors(model, config, x0, t, texts, generator):
+    """A generator's x0 (B, C, T), noised to time t with one draw from `generator` -> {name: (B,) mean squared error
+    of the network's x0 estimate per clip} for each of `texts`, {name: (emb, mask), or None for no text}: the same
+    noisy input under every text, so that only the text differs."""
+    tt = torch.full((x0.shape[0],), t)
+    alpha, sigma = diffusion.alpha_sigma(tt, config["schedule"])
+    x_t = diffusion._bcast(alpha, x0) * x0 + diffusion._bcast(sigma, x0) * torch.randn(x0.shape, generator=generator)
+
+    def error(text):
+        pred = model(x_t, tt) if text is None else model(x_t, tt, text_emb=text[0], text_mask=text[1])
+        x0_hat, _ = diffusion.to_x0_eps(pred, x_t, alpha, sigma, config["objective"])
+        return (x0_hat - x0).pow(2).flatten(1).mean(1)                       # (B,)
+    return {name: error(text) for name, text in texts.items()}
+
+
 def check_generator(model, config, audio, text, seconds, settings=None):
     """Does the text matter to a generator? On real clips (B, T) at its rate (3.2 kHz, or 16 kHz for the log-mel)
     and their captions `text` = (emb (B, L, D), mask (B, L)):
@@ -260,16 +276,9 @@ def check_generator(model, config, audio, text, seconds, settings=None):
     g = torch.Generator().manual_seed(0)
     ratios = {}
     for t in TEACHER_TIMES:
-        tt = torch.full((x0.shape[0],), t)
-        alpha, sigma = diffusion.alpha_sigma(tt, config["schedule"])
-        x_t = diffusion._bcast(alpha, x0) * x0 + diffusion._bcast(sigma, x0) * torch.randn(x0.shape, generator=g)
-
-        def error(**kw):
-            x0_hat, _ = diffusion.to_x0_eps(model(x_t, tt, **kw), x_t, alpha, sigma, config["objective"])
-            return float((x0_hat - x0).pow(2).mean())
-        none = max(error(), 1e-20)
-        ratios[t] = (error(text_emb=emb, text_mask=mask) / none,
-                     error(text_emb=swapped[0], text_mask=swapped[1]) / none)
+        e = generator_x0_errors(model, config, x0, t, {"none": None, "own": text, "swapped": swapped}, g)
+        none = max(float(e["none"].mean()), 1e-20)
+        ratios[t] = (float(e["own"].mean()) / none, float(e["swapped"].mean()) / none)
 
     def sample(seed, prompt):
         out = stage1_generator.generate(model, *prompt, config=config, seconds=seconds,

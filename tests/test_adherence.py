@@ -138,3 +138,11 @@ def test_reads_probe_without_clips_or_checkpoints_says_so(tmp_path, capsys):
         err = capsys.readouterr().err
         assert ("captions.jsonl not found" in err or "make train-spec-generator" in err) and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_opposite_tempo_words_swap_whole_words_only():
+    assert adherence.opposite_tempo_words("A slow, leisurely tune played unhurriedly; adagio.") == \
+        "A fast, lively tune played briskly; allegro."
+    assert adherence.opposite_tempo_words("fast tempo, 120 bpm") == "slow tempo, 120 bpm"           # numbers stay
+    assert adherence.opposite_tempo_words("a steady, mid-tempo tune") == "a brisk, fast tune"       # moderate -> fast
+    assert adherence.opposite_tempo_words("breakfast is quickest") == "breakfast is quickest"      # not inside words
