@@ -138,7 +138,8 @@ WEIGHTS = ("simplified", "sigma", "sigma-floor")
 SIGMA_FLOOR = 0.25
 
 
-def diffusion_loss(model_fn, x0, *, schedule, objective="v", weight="simplified", generator=None):
+def diffusion_loss(model_fn, x0, *, schedule, objective="v", weight="simplified", generator=None, shape_noise=None,
+                   whiten=None):
     """Mean over the batch of w_t * ||prediction - target||^2 (per-example mean over the signal), with t ~ U[0, 1].
 
     model_fn(x_t, t) -> prediction in `objective`'s parameterization.  x0: (B, ...).
@@ -146,6 +147,9 @@ def diffusion_loss(model_fn, x0, *, schedule, objective="v", weight="simplified"
     sigma-weighted loss w = sigma_t^2 on the eps error (Sec. 4.1, "crucial" for the spectrogram generator); since
     eps_hat - eps = alpha (v_hat - v), it becomes sigma_t^2 alpha_t^2 on the v error, so both objectives optimise
     the same quantity.  Returns (loss, per-example losses (B,), t (B,)).
+    shape_noise: None, or a linear map applied to the white noise (the vocoder's specgrad form: noise coloured like
+    the signal, SpecGrad); every identity above holds with the coloured noise in eps's place. whiten: None, or a
+    map applied to prediction - target before squaring (SpecGrad's loss weighs the error by the filter's inverse).
     """
     if weight not in WEIGHTS:
         raise ValueError(f"unknown loss weight {weight!r}; use one of {', '.join(WEIGHTS)}.")
@@ -154,10 +158,13 @@ def diffusion_loss(model_fn, x0, *, schedule, objective="v", weight="simplified"
     batch = x0.shape[0]
     t = torch.rand(batch, generator=generator, device=_gen_device(generator)).to(x0.device)   # (B,)
     noise = randn(x0.shape, generator, x0.device, x0.dtype)
+    if shape_noise is not None:
+        noise = shape_noise(noise)
     alpha, sigma = alpha_sigma(t, schedule)
     x_t = _bcast(alpha, x0) * x0 + _bcast(sigma, x0) * noise                                   # forward process
     pred = model_fn(x_t, t)
-    per_example = (pred.float() - target(x0, noise, alpha, sigma, objective).float()).pow(2)
+    error = pred.float() - target(x0, noise, alpha, sigma, objective).float()
+    per_example = (error if whiten is None else whiten(error)).pow(2)
     per_example = per_example.reshape(batch, -1).mean(dim=1)                                 # (B,)
     if weight == "sigma":
         w = sigma**2 if objective == "eps" else (sigma * alpha) ** 2
@@ -327,7 +334,7 @@ def settings(defaults, **given):
 
 
 def sample(model_fn, shape, *, step_sizes, schedule="cosine", objective="v", gamma=0.0, generator=None,
-           clip_percentile=None, project=None, device=None, progress=False, start=None):
+           clip_percentile=None, project=None, device=None, progress=False, start=None, shape_noise=None):
     """The paper's ancestral sampler (App. A, eq. 4) with stochasticity gamma; returns the sample at t = 0.
 
     From t to s < t, with r = exp(lambda_t - lambda_s) (the fraction of SNR not yet gained):
@@ -342,10 +349,14 @@ def sample(model_fn, shape, *, step_sizes, schedule="cosine", objective="v", gam
     start: None, or (x_t0, t0): begin at time t0 from x_t0 (B, ...), e.g. a real example noised to t0, with the
     step list squeezed into [0, t0] (SDEdit, Meng et al. 2022). Not the paper's sampler: a diagnostic that says
     which noise levels decide what a sample holds (stagecheck.from_noised).
+    shape_noise: None, or the linear map that coloured the training noise (diffusion_loss): x_1 and every step's
+    fresh noise are coloured by it. Every variance above is a number times the coloured noise's covariance, so
+    eq. 4 holds as it is.
     """
     times = _times(step_sizes)
+    colour = shape_noise or (lambda z: z)
     if start is None:
-        x = randn(shape, generator, device)                            # App. A: start from x_1 ~ N(0, I)
+        x = colour(randn(shape, generator, device))                     # App. A: start from x_1 ~ N(0, I)
     else:
         x, t0 = start
         if not 0.0 < t0 <= 1.0:
@@ -363,7 +374,7 @@ def sample(model_fn, shape, *, step_sizes, schedule="cosine", objective="v", gam
         mean = (r * alpha_s / alpha_t) * x + ((1 - r) * alpha_s) * x0    # eq. 4, first two terms (posterior mean)
         # eq. 4, last term: sigma_tilde^(1 - gamma) sigma_ts^gamma, as an interpolation of log-variances
         log_var = (1 - gamma) * math.log((1 - r) * sigma_s**2) + gamma * math.log((1 - r) * sigma_t**2)
-        x = mean + math.exp(0.5 * log_var) * randn(shape, generator, x.device, x.dtype)      # eq. 4: x_s
+        x = mean + math.exp(0.5 * log_var) * colour(randn(shape, generator, x.device, x.dtype))   # eq. 4: x_s
     return x
 
 

@@ -173,6 +173,8 @@ def verdict(name, result):
         c = result["check"]
         if c["log_mel_distance"] >= c["log_mel_distance_swapped"]:
             why.append("its output is no closer to the mel it was given than to another clip's")
+        if c["log_mel_distance"] >= c.get("log_mel_distance_colour", float("inf")):
+            why.append("its output is no closer to the mel than its own noise coloured by the mel (specgrad form)")
         if c["flatness"] > FLATNESS_MAX or c["persistence"] < PERSISTENCE_MIN:
             why.append(f"flatness {c['flatness']:.3f}, persistence {c['persistence']:.3f} outside the real range")
     else:

@@ -94,15 +94,7 @@ def model_config(cfg, text_dim):
     train.check_choice(cfg, "form", FORMS)
     name = "spectrogram-generator" if _is_spec(cfg) else "waveform-generator"
     unet = replace(unet1d.PRESETS[f"{cfg.preset}-{name}"], text_dim=text_dim)
-    if getattr(cfg, "channel_mults", ""):
-        try:
-            mults = tuple(int(m) for m in cfg.channel_mults.split(","))
-        except ValueError:
-            mults = ()
-        if len(mults) != len(unet.channel_mults) or min(mults) < 1:
-            raise train.TrainingError(f"--channel_mults takes {len(unet.channel_mults)} positive whole numbers "
-                                      f"separated by commas (one per depth), not {cfg.channel_mults!r}.")
-        unet = replace(unet, channel_mults=mults)
+    unet = train.with_channel_mults(unet, cfg)
     n = getattr(cfg, "full_rate_blocks", 0)
     if n < 0:
         raise train.TrainingError(f"--full_rate_blocks must be 0 or more, not {n}.")

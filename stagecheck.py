@@ -140,17 +140,20 @@ def teacher_forced(name, model, config, real, text):
         scale = vocoder.waveform_divisor(mel, config)                        # a float, or the mel's envelope (B, T)
         x0, truth, base = (real / scale)[:, None], real, torch.zeros_like(real)
         kwargs = lambda c: dict(aligned=c)
+        colour = vocoder.noise_colour(mel, config)                           # the specgrad form's, else None
     else:
         cond, x0 = residual.loss_inputs(real, low_rate, rate, cfg)          # (B, 1, T) each, in the form's units
         truth, base = real, residual.lowpass(real, low_rate, rate)
         scale = residual.scale(base, low_rate, rate, config)                 # a float, or the envelope (B, T)
         kwargs = lambda c: dict(cond=c, text_emb=text[0], text_mask=text[1]) if text[0] is not None else dict(cond=c)
+        colour = None
     cond = diffusion.noise_condition(cond, u, schedule=cfg.schedule, generator=g)
     ratios = {}
     for t in TEACHER_TIMES:
         tt = torch.full((real.shape[0],), t)
         alpha, sigma = diffusion.alpha_sigma(tt, cfg.schedule)
         eps = torch.randn(x0.shape, generator=g)
+        eps = eps if colour is None else colour(eps)
         x_t = diffusion._bcast(alpha, x0) * x0 + diffusion._bcast(sigma, x0) * eps
         x0_hat, _ = diffusion.to_x0_eps(model(x_t, tt, cond_noise=u, **kwargs(cond)), x_t, alpha, sigma, cfg.objective)
         if name == "vocoder":
@@ -228,12 +231,20 @@ def check_vocoder(model, config, real, settings=None):
     out_swapped = _generate("vocoder", model, config, mel.roll(1, dims=0), None, 0, settings)
     gl = vocoder.griffin_lim(mel, generator=torch.Generator().manual_seed(0))
     distance = lambda z: float((data.log_mel(z[:, :real.shape[1]]) - mel).abs().mean())
-    return {"log_mel_distance": distance(out), "log_mel_distance_griffin_lim": distance(gl),
-            "log_mel_distance_swapped": distance(out_swapped),
-            "flatness": _median(flatness(out, vocoder.RATE)), "persistence": _median(persistence(out, vocoder.RATE)),
-            "flatness_griffin_lim": _median(flatness(gl, vocoder.RATE)),
-            "persistence_griffin_lim": _median(persistence(gl, vocoder.RATE)),
-            "teacher_forced": teacher_forced("vocoder", model, config, real, (None, None))}
+    result = {"log_mel_distance": distance(out), "log_mel_distance_griffin_lim": distance(gl),
+              "log_mel_distance_swapped": distance(out_swapped),
+              "flatness": _median(flatness(out, vocoder.RATE)), "persistence": _median(persistence(out, vocoder.RATE)),
+              "flatness_griffin_lim": _median(flatness(gl, vocoder.RATE)),
+              "persistence_griffin_lim": _median(persistence(gl, vocoder.RATE)),
+              "teacher_forced": teacher_forced("vocoder", model, config, real, (None, None))}
+    colour = vocoder.noise_colour(mel, config)
+    if colour is not None:                   # the specgrad form's own no-network answer: its noise, coloured
+        white = torch.randn(real[:, None].shape, generator=torch.Generator().manual_seed(0))
+        coloured = colour(white)[:, 0] * vocoder.waveform_divisor(mel, config)
+        result.update(log_mel_distance_colour=distance(coloured),
+                      flatness_colour=_median(flatness(coloured, vocoder.RATE)),
+                      persistence_colour=_median(persistence(coloured, vocoder.RATE)))
+    return result
 
 
 def _centred_correlation(a, b):
@@ -243,7 +254,6 @@ def _centred_correlation(a, b):
     return float(torch.nn.functional.cosine_similarity(a, b, dim=1).mean())
 
 
-@torch.no_grad()
 @torch.no_grad()
 def generator_x0_errors(model, config, x0, t, texts, generator):
     """A generator's x0 (B, C, T), noised to time t with one draw from `generator` -> {name: (B,) mean squared error
@@ -416,6 +426,10 @@ def format_report(r):
                   f"{v['flatness_griffin_lim']:.3f}, {v['persistence_griffin_lim']:.3f})",
                   "  teacher-forced x0 error / silence's error: "
                   + ", ".join(f"t={t:g} {v:.3f}" for t, v in v["teacher_forced"].items())]
+        if "log_mel_distance_colour" in v:
+            lines.append(f"  its noise coloured by the mel, no network (specgrad form): log-mel distance "
+                         f"{v['log_mel_distance_colour']:.4f}, flatness {v['flatness_colour']:.3f}, persistence "
+                         f"{v['persistence_colour']:.3f}")
     rr = r["real_routes"]
     lines.append(f"routes fed a real clip's first stage (real clips: flatness {rr['flatness']:.3f}, "
                  f"persistence {rr['persistence']:.3f}):")
@@ -437,6 +451,41 @@ def print_envelope_bands(folder, n):
     print(f"{'stage':<20}{'added band':>12}" + "".join(f"{f'top {1 - s:g} of f_c':>18}" for s in shares))
     for name, spread in rows.items():
         print(f"{name:<20}{spread['added']:>12.2f}" + "".join(f"{spread[s]:>18.2f}" for s in shares))
+
+
+COLOUR_FLOORS, COLOUR_SNRS = (1e-2, 1e-3, 1e-4), (30, 20, 10)
+
+
+def print_colouring(folder, n):
+    """What the vocoder's specgrad form stands on, on the first n clips of `folder` (4 s each): how far from the
+    clip's own log-mel (and how music-like) the clip is with white or coloured noise added at a few SNRs, and the
+    coloured noise alone, for each floor of the colouring's gain; and how close the inverse colouring (the loss's
+    whitening, same floor) brings coloured noise back to white (RMS, 1 = exact)."""
+    real = data.fixed_batch(folder, vocoder.RATE, n=n, seconds=4.0, multiple=data.MEL_HOP)["audio"]   # (B, T)
+    mel = data.log_mel(real)
+    config = {"form": "specgrad", "signal_scale": data.signal_rms(real)}
+    x0 = real / config["signal_scale"]
+    white = torch.randn(x0[:, None].shape, generator=torch.Generator().manual_seed(0))            # (B, 1, T)
+
+    def figures(x):
+        audio = x * config["signal_scale"]
+        distance = float((data.log_mel(audio) - mel).abs().mean())
+        return (f"{distance:.3f}, {_median(flatness(audio, vocoder.RATE)):.2f}, "
+                f"{_median(persistence(audio, vocoder.RATE)):.2f}")
+    gl = vocoder.griffin_lim(mel, generator=torch.Generator().manual_seed(0)) / config["signal_scale"]
+    print(f"{real.shape[0]} clips of 4 s from {folder}: log-mel distance to the clip's mel, flatness, persistence "
+          f"(the clips: 0, {_median(flatness(real, vocoder.RATE)):.2f}, {_median(persistence(real, vocoder.RATE)):.2f};"
+          f" Griffin-Lim: {figures(gl)})")
+    level = lambda noise, snr: noise * (x0.pow(2).mean() / noise.pow(2).mean()).sqrt() * 10 ** (-snr / 20)
+    print("  clip + white noise: " + "; ".join(f"{snr} dB {figures(x0 + level(white[:, 0], snr))}"
+                                               for snr in COLOUR_SNRS))
+    for floor in COLOUR_FLOORS:
+        coloured = vocoder.stft_filter(white, vocoder.stft_gain(mel, config, floor))[:, 0]
+        back = vocoder.stft_filter(coloured[:, None], 1 / vocoder.stft_gain(mel, config, floor))
+        print(f"  floor {floor:g}: coloured noise alone {figures(coloured)} (RMS / the clip's "
+              f"{float(coloured.pow(2).mean().sqrt() / x0.pow(2).mean().sqrt()):.2f}); clip + coloured noise: "
+              + "; ".join(f"{snr} dB {figures(x0 + level(coloured, snr))}" for snr in COLOUR_SNRS)
+              + f"; whitened back: RMS {float(back.pow(2).mean().sqrt()):.2f}")
 
 
 def file_figures(paths):
@@ -464,6 +513,8 @@ def main(argv=None):
                         "these audio files (e.g. make sample's outputs) and stop")
     parser.add_argument("--envelope-bands", type=int, metavar="N", help="only measure, on N held-out clips, how well "
                         "the top of each cascader's input predicts the loudness of the band it adds, and stop")
+    parser.add_argument("--colouring", type=int, metavar="N", help="only measure, on N held-out clips, what the "
+                        "vocoder's specgrad form stands on: the clips with white or coloured noise added, and stop")
     args = parser.parse_args(argv)
     if args.figures:
         try:
@@ -475,11 +526,14 @@ def main(argv=None):
             return 2
         return 0
     folder = Path(args.data) / "test" if (Path(args.data) / "test").is_dir() else Path(args.data)
-    if args.envelope_bands is not None:
-        if args.envelope_bands < 1:
-            parser.error("--envelope-bands needs a number of clips, 1 or more.")
+    for flag, measure in (("envelope_bands", print_envelope_bands), ("colouring", print_colouring)):
+        clips = getattr(args, flag)
+        if clips is None:
+            continue
+        if clips < 1:
+            parser.error(f"--{flag.replace('_', '-')} needs a number of clips, 1 or more.")
         try:
-            print_envelope_bands(folder, args.envelope_bands)
+            measure(folder, clips)
         except data.DataError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2

@@ -33,6 +33,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -121,6 +122,22 @@ def check_choice(cfg, key, allowed):
     """A stage's own word-valued setting (CHOICES holds the shared ones)."""
     if getattr(cfg, key) not in allowed:
         raise TrainingError(f"--{key} takes one of {', '.join(allowed)}, not {getattr(cfg, key)!r}.")
+
+
+def with_channel_mults(unet_cfg, cfg):
+    """The preset's U-Net with the widths of --channel_mults (comma-separated, one per depth, in units of the
+    preset's base), for stages that offer the flag; the preset as it is when the flag is empty or absent."""
+    text = getattr(cfg, "channel_mults", "")
+    if not text:
+        return unet_cfg
+    try:
+        mults = tuple(int(m) for m in text.split(","))
+    except ValueError:
+        mults = ()
+    if len(mults) != len(unet_cfg.channel_mults) or min(mults) < 1:
+        raise TrainingError(f"--channel_mults takes {len(unet_cfg.channel_mults)} positive whole numbers separated "
+                            f"by commas (one per depth), not {text!r}.")
+    return replace(unet_cfg, channel_mults=mults)
 
 
 def parse_config(stage, argv):

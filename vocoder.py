@@ -12,6 +12,16 @@ over the waveform, conditioned on nothing but the 80-bin log-mel at 100 frames p
                    training clips): the network no longer has to write how loud each 10 ms is, which the mel says
                    exactly, only the waveform's shape within it. Not the default: on the overfit check (8 clips, 300
                    steps) it did no better than the scaled form (log-mel distance 0.286 against 0.293; README).
+                   [choice, issue 12] "specgrad" (Koizumi et al. 2022, SpecGrad): the scaled form, but the diffusion's
+                   noise is coloured, frame by frame, like the waveform the mel describes (noise_colour), and the
+                   loss weighs the error by the inverse colouring (--whiten_loss). Why: the log-mel distance is
+                   ruled by the quiet bins, and white noise buries them first and leaves its floor there: real clips
+                   plus white noise 30 dB down are 0.096 from their mel (Griffin-Lim 0.026), plus coloured noise 30 dB
+                   down 0.003, and coloured noise alone, with no signal at all, 0.077 (flatness 0.11, persistence
+                   0.65; `python stagecheck.py --colouring 6`, 6 held-out clips). So every noise level degrades each
+                   band alike, the network is left the phase the mel lacks, and what noise it leaves has the mel's
+                   own spectrum. The colouring alone is thus this form's no-network answer, and the stage check
+                   reports it beside the vocoder's output.
     conditioning   the spectrogram is an "aligned input": the U-Net's strides multiply to 160 = 16000 / 100, the
                    hop, so at the bottom of the U each position is one spectrogram frame. The 80 mel bins are
                    projected to the bottom width and ADDED there (Fig. 1) [choice: right after the last down-sampling
@@ -43,13 +53,18 @@ import unet1d
 
 RATE = 16000
 
-FORMS = ("scaled", "envelope", "paper")
+FORMS = ("scaled", "envelope", "specgrad", "paper")
 
 DEFAULTS = {
     "form": ("scaled", "scaled: unit-RMS waveform and standardised mel bins [choice]; envelope: also divided by the "
-                       "mel's loudness [choice]; paper: both as they are"),
+                       "mel's loudness [choice]; specgrad: scaled, with noise coloured like the mel [choice]; "
+                       "paper: both as they are"),
     "signal_scale": (0.0, "RMS of the training audio, divided out (0 = measure on the training clips at start)"),
     "envelope_floor": (0.0, "envelope form: the loudness floor (0 = 1/20 of its mean on the training clips)"),
+    # For experiments on the network's size: the tiny preset is 16, 48, 96, 192 channels at 8 kHz, 2 kHz, 500 Hz and
+    # 100 Hz (base 8), where the paper's is 128, 128, 256, 512 (base 128).
+    "channel_mults": ("", "channels per depth in units of the preset's base, e.g. 8,12,16,24 (empty: the preset's)"),
+    "whiten_loss": (True, "specgrad form: weigh the error by the inverse colouring (SpecGrad) before squaring"),
     "schedule": ("linear", "noise schedule (Table 2: linear, i.e. the DDPM beta schedule; see diffusion.py)"),
     "objective": ("v", "what the network predicts: v (design card) or eps (the paper)"),
     "weight": ("simplified", "loss weight: simplified (w = 1, Table 2) or sigma"),
@@ -62,7 +77,7 @@ DEFAULTS = {
 
 def model_config(cfg, text_dim=0):
     train.check_choice(cfg, "form", FORMS)
-    unet_cfg = unet1d.PRESETS[f"{cfg.preset}-vocoder"]
+    unet_cfg = train.with_channel_mults(unet1d.PRESETS[f"{cfg.preset}-vocoder"], cfg)
     if unet_cfg.total_stride != data.MEL_HOP:
         raise train.TrainingError(f"the vocoder's strides must multiply to the spectrogram hop {data.MEL_HOP}, "
                                   f"not {unet_cfg.total_stride}, so that one bottom position is one frame.")
@@ -90,7 +105,51 @@ def waveform_divisor(mel, config):
     form = config.get("form", "paper")
     if form == "envelope":
         return config["signal_scale"] * envelope(mel, config["envelope_floor"])
-    return config["signal_scale"] if form == "scaled" else 1.0
+    return config["signal_scale"] if form in ("scaled", "specgrad") else 1.0
+
+
+# The specgrad form's colouring: SpecGrad's time-frequency filter L = G+ M G (STFT, a gain per bin, inverse STFT),
+# with the STFT of data.log_mel. The gain is mel_to_magnitude's magnitudes, floored at NOISE_FLOOR times the clip's
+# loudest bin [choice: real clips plus noise so coloured, 20 dB down, are 0.011 from their mel at 1e-4, 0.026 at
+# 1e-3, 0.078 at 1e-2]. The loss's whitening (the inverse gain) is floored at LOSS_FLOOR instead: the colouring is no
+# exact inverse of itself (overlapping frames), and at 1e-4 whitening coloured noise gives back 30 times the white
+# noise's RMS, at 1e-2 1.15 times (`python stagecheck.py --colouring 6`, 6 held-out clips).
+NOISE_FLOOR, LOSS_FLOOR = 1e-4, 1e-2
+
+
+def stft_gain(mel, config, floor):
+    """(B, 80, F) log-mel in [-1, 1] -> (B, 513, F + 1): per STFT bin, the magnitude the mel gives (at least `floor`
+    times the clip's loudest), in the model's units (over signal_scale), over the magnitude that the STFT gives unit
+    white noise (the root of the window's energy): filtering unit white noise with it gives noise as loud, bin by bin,
+    as the scaled waveform the mel describes."""
+    magnitude = mel_to_magnitude(mel)
+    magnitude = magnitude.clamp(min=floor * magnitude.amax(dim=(1, 2), keepdim=True))
+    window_energy = float(stft_settings()["window"].pow(2).sum())
+    return magnitude / (config["signal_scale"] * window_energy**0.5)
+
+
+def stft_filter(x, gain):
+    """(B, 1, T) -> (B, 1, T): every STFT bin of x multiplied by gain (B, 513, F + 1), then back to a waveform."""
+    stft = stft_settings(x.device)
+    spec = torch.stft(x[:, 0], center=True, pad_mode="constant", return_complex=True, **stft)    # (B, 513, F + 1)
+    return torch.istft(spec * gain, length=x.shape[-1], center=True, **stft)[:, None]
+
+
+def noise_colour(mel, config):
+    """The linear map that colours the diffusion's white noise (B, 1, T) for this (B, 80, F) mel: the specgrad
+    form's filter, or None (white noise) in the other forms."""
+    if config.get("form") != "specgrad":
+        return None
+    gain = stft_gain(mel, config, NOISE_FLOOR)
+    return lambda z: stft_filter(z, gain)
+
+
+def loss_whitening(mel, config):
+    """The map the specgrad form's loss applies to the error before squaring (the inverse colouring), or None."""
+    if config.get("form") != "specgrad" or not config.get("whiten_loss", True):
+        return None
+    inverse = 1 / stft_gain(mel, config, LOSS_FLOOR)
+    return lambda e: stft_filter(e, inverse)
 
 
 def calibrate(cfg, audio):
@@ -99,7 +158,7 @@ def calibrate(cfg, audio):
     if cfg.form == "paper":
         return {}
     mel = data.log_mel(audio)                                                # (B, 80, F)
-    if cfg.form == "scaled":
+    if cfg.form in ("scaled", "specgrad"):
         return {"signal_scale": data.signal_rms(audio), **data.mel_statistics(mel)}
     floor = cfg.envelope_floor or round(float(envelope(mel, 0.0).mean()) / 20, 6)     # a given floor is kept
     return {"envelope_floor": floor, "signal_scale": data.signal_rms(audio / envelope(mel, floor)),
@@ -130,10 +189,13 @@ def loss(model, batch, ctx):
     mel = standardise(given, vars(cfg))                                       # (B, 80, F)
     mel, u = diffusion.corrupt_condition(mel, t_max=cfg.t_max, schedule=cfg.schedule, generator=g,
                                          blur="2d")                          # Sec. 4.1: 5x5 blur, std 0.2-1.0
-    # The envelope comes from the mel as given, as at sampling; the corruption only trains the network's reading.
+    # The envelope and the noise's colour come from the mel as given, as at sampling; the corruption only trains the
+    # network's reading.
     x0 = (audio / waveform_divisor(given, vars(cfg)))[:, None]                       # (B, 1, T)
     value, _, _ = diffusion.diffusion_loss(_model_fn(model, mel, u), x0, schedule=cfg.schedule,
-                                           objective=cfg.objective, weight=cfg.weight, generator=g)
+                                           objective=cfg.objective, weight=cfg.weight, generator=g,
+                                           shape_noise=noise_colour(given, vars(cfg)),
+                                           whiten=loss_whitening(given, vars(cfg)))
     return value
 
 
@@ -149,7 +211,7 @@ def generate(model, spectrogram, *, config, steps=None, step_kind=None, gamma=No
     config: the training config (a checkpoint's "config" dict): form, statistics, schedule, objective.
     Dynamic clipping at the 99.5th percentile in the paper's form only (a unit-RMS waveform is not bounded by 1)."""
     s = diffusion.settings(SAMPLING, steps=steps, step_kind=step_kind, gamma=gamma, cond_noise=cond_noise)
-    scaled = config.get("form", "paper") != "paper"                         # scaled or envelope: unit variance
+    scaled = config.get("form", "paper") != "paper"                         # every form but the paper's: unit variance
     schedule = config["schedule"]
     dev = next(model.parameters()).device
     b, _, frames = spectrogram.shape
@@ -159,8 +221,8 @@ def generate(model, spectrogram, *, config, steps=None, step_kind=None, gamma=No
     x = diffusion.sample(_model_fn(model, mel, level), (b, 1, frames * data.MEL_HOP),
                          step_sizes=diffusion.step_schedule("vocoder", s["step_kind"], s["steps"]),
                          schedule=schedule, objective=config["objective"], gamma=s["gamma"], generator=generator,
-                         clip_percentile=None if scaled else 0.995, device=dev,
-                         progress=progress and "vocoder")                    # (B, 1, 160 F)
+                         clip_percentile=None if scaled else 0.995, device=dev, progress=progress and "vocoder",
+                         shape_noise=noise_colour(spectrogram.to(dev).float(), config))     # (B, 1, 160 F)
     return x[:, 0] * waveform_divisor(spectrogram.to(dev).float(), config)
 
 

@@ -237,6 +237,36 @@ def test_sigma_floor_weight_is_alpha_squared_with_a_floor_on_the_x0_error():
         D.diffusion_loss(zero_x0, x0, schedule="linear", objective="eps", weight="sigma-floor")
 
 
+def test_coloured_noise_enters_the_loss_target_and_the_sampler():
+    """With noise coloured by a linear map (the vocoder's specgrad form), the v target is alpha n - sigma x0 for
+    the coloured n: a denoiser that knows x0 returns (alpha x_t - x0) / sigma, which is that v for any noise, so
+    its loss is 0 only if the target used the same coloured noise. The whitening acts on the error before squaring.
+    The sampler starts from the coloured draw."""
+    x0 = torch.randn(64, 1, 32, generator=torch.Generator().manual_seed(0))
+    colour = lambda z: torch.cumsum(z, dim=-1) / 4                   # any fixed linear map: a brown-ish noise
+
+    def oracle(x_t, t):
+        alpha, sigma = D.alpha_sigma(t, "linear")
+        return (alpha[:, None, None] * x_t - x0) / sigma[:, None, None]
+    loss, _, _ = D.diffusion_loss(oracle, x0, schedule="linear", generator=torch.Generator().manual_seed(1),
+                                  shape_noise=colour)
+    assert loss.item() < 1e-8
+    zero = lambda x_t, t: torch.zeros_like(x_t)                      # v_hat = 0: the error is -v
+    _, per_plain, _ = D.diffusion_loss(zero, x0, schedule="linear", generator=torch.Generator().manual_seed(1),
+                                       shape_noise=colour)
+    _, per_doubled, _ = D.diffusion_loss(zero, x0, schedule="linear", generator=torch.Generator().manual_seed(1),
+                                         shape_noise=colour, whiten=lambda e: 2 * e)
+    torch.testing.assert_close(per_doubled, 4 * per_plain)
+    seen = []
+
+    def record(x_t, t):
+        seen.append(x_t.clone())
+        return torch.zeros_like(x_t)
+    D.sample(record, (2, 1, 32), step_sizes=[1.0], schedule="linear", generator=torch.Generator().manual_seed(2),
+             shape_noise=colour)
+    torch.testing.assert_close(seen[0], colour(torch.randn(2, 1, 32, generator=torch.Generator().manual_seed(2))))
+
+
 def test_classifier_free_guidance_formula():
     def fn(x, t, drop):
         return torch.where(drop[:, None, None], torch.full_like(x, 2.0), torch.full_like(x, 5.0))

@@ -24,6 +24,7 @@ STAGES = {
     "waveform-cascader": (stage2_cascader.STAGE, CROPS),
     "vocoder": (vocoder.STAGE, CROPS),
     "vocoder-envelope": (vocoder.STAGE, CROPS + ["--form=envelope"]),
+    "vocoder-specgrad": (vocoder.STAGE, CROPS + ["--form=specgrad"]),
     "superres": (stage3_superres.STAGE, CROPS),
     "superres-residual": (stage3_superres.STAGE, CROPS + ["--form=residual"]),
 }
@@ -34,7 +35,7 @@ def signal_of(name, cfg, batch):
     audio = batch["audio"]
     if name in ("waveform-generator", "spectrogram-generator"):
         return stage1_generator.to_x0(audio, vars(cfg))
-    if name.startswith("vocoder"):                                          # scaled or envelope form
+    if name.startswith("vocoder"):                                          # any form
         return (audio / vocoder.waveform_divisor(data.log_mel(audio), vars(cfg)))[:, None]
     module = stage2_cascader if name == "waveform-cascader" else stage3_superres           # either form
     return residual.loss_inputs(audio, module.LOW_RATE, module.RATE, cfg)[1]
@@ -120,6 +121,27 @@ def test_vocoder_envelope_follows_a_tone_whose_loudness_steps():
     assert float(loud.mean() / quiet.mean()) == pytest.approx(4.0, rel=0.02)
     assert float(loud.std() / loud.mean()) < 0.01 and float(quiet.std() / quiet.mean()) < 0.01
     assert float(vocoder.envelope(data.log_mel(torch.zeros(1, rate)), 0.25).min()) == 0.25     # floored
+
+
+def test_vocoder_specgrad_noise_is_as_loud_as_the_signal_and_shaped_like_its_mel(tiny_corpus):
+    """The specgrad form colours unit white noise with the gain its mel gives: the coloured noise is about as loud
+    as the scaled waveform (the gain's units), and its log-mel is far closer to the clip's than white noise's at
+    the same loudness is. Without the form there is no colouring."""
+    audio = data.fixed_batch(tiny_corpus / "train", 16000, n=3, seconds=2.0, multiple=160)["audio"]   # (3, T)
+    cfg = train.parse_config(vocoder.STAGE, ["--form=specgrad"])
+    config = {**vars(cfg), **vocoder.calibrate(cfg, audio)}
+    mel = data.log_mel(audio)
+    x0 = audio / vocoder.waveform_divisor(mel, config)                              # (3, T), model units
+    white = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+    coloured = vocoder.noise_colour(mel, config)(white[:, None])[:, 0]
+    rms = lambda z: z.pow(2).mean(dim=1).sqrt()
+    ratio = rms(coloured) / rms(x0)
+    assert ((ratio > 0.6) & (ratio < 1.4)).all(), ratio
+    distance = lambda z: float((data.log_mel(z * config["signal_scale"]) - mel).abs().mean())
+    levelled = white * (rms(coloured) / rms(white))[:, None]
+    assert distance(coloured) < 0.5 * distance(levelled), (distance(coloured), distance(levelled))
+    assert vocoder.noise_colour(mel, {**config, "form": "scaled"}) is None
+    assert vocoder.loss_whitening(mel, {**config, "form": "scaled"}) is None
 
 
 def test_vocoder_envelope_form_calibrates_to_unit_rms_and_inverts_exactly(tiny_corpus):

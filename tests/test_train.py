@@ -157,7 +157,17 @@ def test_spectrogram_generator_width_setting():
             stage.model_config(train.parse_config(stage, [f"--channel_mults={bad}"]), 128)
 
 
-def test_full_rate_blocks_setting():
+def test_vocoder_width_setting():
+    """The vocoder takes the same flag through the same helper: 4 depths, base 8."""
+    import vocoder
+    unet = vocoder.model_config(train.parse_config(vocoder.STAGE, ["--channel_mults=8,12,16,24"]))
+    assert unet.widths == [64, 96, 128, 192]
+    assert vocoder.model_config(train.parse_config(vocoder.STAGE, [])).widths == [16, 48, 96, 192]   # the preset's
+    with pytest.raises(train.TrainingError, match="--channel_mults takes 4 positive whole numbers"):
+        vocoder.model_config(train.parse_config(vocoder.STAGE, ["--channel_mults=2,2,2,2,2"]))
+
+
+
     """--full_rate_blocks=N adds N blocks at the full frame rate on each side of the U, which start as the
     identity: the network computes exactly what it did without them."""
     import stage1_generator
