@@ -88,10 +88,10 @@ def export(src, dst):
 # ---------------------------------------------------------------------------------------------------------------
 
 # An exact continuation needs the same data stream (seed, batch, crops, clips, corpus), the same loss (objective,
-# schedule, weight, form, corruption) and the same text: a resumed run refuses to change any of these.
+# schedule, weight, form, corruption, augmentation) and the same text: a resumed run refuses to change any of these.
 RESUME_FIXED = ("seed", "batch_size", "accum", "world_size", "objective", "schedule", "weight", "text_length", "t5",
                 "repr", "seconds", "crop_min", "crop_max", "data", "clips", "form", "t_max", "blur_prob", "blur_max",
-                "envelope_band")
+                "envelope_band", "speed_shift", "whiten_loss")
 # What a checkpoint written before a setting existed was trained with: the conditioned stages' paper form.
 LEGACY = {"form": "paper", "clips": 0}
 

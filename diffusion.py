@@ -356,7 +356,7 @@ def sample(model_fn, shape, *, step_sizes, schedule="cosine", objective="v", gam
     times = _times(step_sizes)
     colour = shape_noise or (lambda z: z)
     if start is None:
-        x = colour(randn(shape, generator, device))                     # App. A: start from x_1 ~ N(0, I)
+        x = colour(randn(shape, generator, device))     # App. A: x_1 ~ N(0, I), or N(0, L L^T) coloured by L
     else:
         x, t0 = start
         if not 0.0 < t0 <= 1.0:
@@ -386,11 +386,12 @@ def _coefficients(t, schedule):
 
 
 def sample_ddim(model_fn, shape, *, step_sizes, schedule="cosine", objective="v", gamma=None, generator=None,
-                clip_percentile=None, project=None, device=None, progress=False):
+                clip_percentile=None, project=None, device=None, progress=False, shape_noise=None):
     """Deterministic DDIM (Song et al. 2021), an extra not used by the paper: x_s = alpha_s x0_hat + sigma_s eps_hat.
-    Same signature as sample(); gamma is ignored; only the starting noise is random."""
+    sample()'s settings but `start`; gamma is ignored; only the starting noise is random (coloured by shape_noise
+    if given: eps_hat is then the coloured noise's estimate, and the step holds as it is)."""
     times = _times(step_sizes)
-    x = randn(shape, generator, device)
+    x = randn(shape, generator, device) if shape_noise is None else shape_noise(randn(shape, generator, device))
     steps = len(times) - 1
     for n in _progress(range(steps, 0, -1), progress, steps):
         x0, eps, _, _ = _predict_x0(model_fn, x, float(times[n]), schedule, objective, clip_percentile, project)

@@ -13,8 +13,9 @@ then judges what it *samples*, on those same clips, with the model-free figures 
     cascaders        stagecheck's questions on the training clips: the given band within 1.5x plain resampling's
                      error, the added band closer to the real one than an empty band is, and a swapped input that
                      changes the output (added-band correlation < 0.95).
-    vocoder          fed the clips' real mels: log-mel distance below another clip's mel's, and flatness <= 0.15
-                     with persistence >= 0.6.
+    vocoder          fed the clips' real mels: log-mel distance below another clip's mel's (and, in the specgrad
+                     form, below its own noise coloured by the mel with no network), and flatness <= 0.15 with
+                     persistence >= 0.6.
 
 A stage that fails here will not learn from the whole corpus either: look at the data scale, the loss weight and
 the sampler before spending compute (README, "When the output is noise").

@@ -18,7 +18,8 @@ sampling settings (SAMPLING in each stage file), and always next to the answer o
                     band's and its error, for each t0 (which noise levels decide what the added band holds)
     vocoder (log-mel -> 16 kHz):
       log-mel distance of its output to the real clip, against Griffin-Lim from the same mel (no model) and
-      against the output made from another clip's mel
+      against the output made from another clip's mel; in the specgrad form also the figures of its own noise
+      coloured by the mel (that form's no-network answer)
     and the two model-free figures of the issue, on the outputs and on the real clips:
       flatness      median over 64 ms frames of the spectral flatness (geometric / arithmetic mean of the power,
                     47 Hz-4 kHz) after whitening by the clip's own mean spectrum: ~0.56 for stationary noise of any
@@ -38,6 +39,8 @@ sampling settings (SAMPLING in each stage file), and always next to the answer o
     python stagecheck.py --figures samples/*.wav        the two figures of any audio files (make sample's outputs)
     python stagecheck.py --envelope-bands 200           how well the top of each cascader's input predicts the
                                                         loudness of the band it adds (residual.py's envelope form)
+    python stagecheck.py --colouring 6                  what the vocoder's specgrad form stands on: the clips with
+                                                        white or mel-coloured noise added, and that noise alone
 """
 
 import argparse
@@ -486,6 +489,10 @@ def print_colouring(folder, n):
               f"{float(coloured.pow(2).mean().sqrt() / x0.pow(2).mean().sqrt()):.2f}); clip + coloured noise: "
               + "; ".join(f"{snr} dB {figures(x0 + level(coloured, snr))}" for snr in COLOUR_SNRS)
               + f"; whitened back: RMS {float(back.pow(2).mean().sqrt()):.2f}")
+    coloured = vocoder.noise_colour(mel, config)(white)                      # as the specgrad form trains
+    back = vocoder.loss_whitening(mel, config)(coloured)
+    print(f"  as trained, coloured at {vocoder.NOISE_FLOOR:g} and whitened at {vocoder.LOSS_FLOOR:g}: RMS "
+          f"{float(back.pow(2).mean().sqrt()):.2f}")
 
 
 def file_figures(paths):

@@ -18,7 +18,7 @@ over the waveform, conditioned on nothing but the 80-bin log-mel at 100 frames p
                    ruled by the quiet bins, and white noise buries them first and leaves its floor there: real clips
                    plus white noise 30 dB down are 0.096 from their mel (Griffin-Lim 0.026), plus coloured noise 30 dB
                    down 0.003, and coloured noise alone, with no signal at all, 0.077 (flatness 0.11, persistence
-                   0.65; `python stagecheck.py --colouring 6`, 6 held-out clips). So every noise level degrades each
+                   0.65; the colouring's floor at 1e-4; `python stagecheck.py --colouring 6`, 6 held-out clips). So every noise level degrades each
                    band alike, the network is left the phase the mel lacks, and what noise it leaves has the mel's
                    own spectrum. The colouring alone is thus this form's no-network answer, and the stage check
                    reports it beside the vocoder's output.
@@ -113,7 +113,8 @@ def waveform_divisor(mel, config):
 # loudest bin [choice: real clips plus noise so coloured, 20 dB down, are 0.011 from their mel at 1e-4, 0.026 at
 # 1e-3, 0.078 at 1e-2]. The loss's whitening (the inverse gain) is floored at LOSS_FLOOR instead: the colouring is no
 # exact inverse of itself (overlapping frames), and at 1e-4 whitening coloured noise gives back 30 times the white
-# noise's RMS, at 1e-2 1.15 times (`python stagecheck.py --colouring 6`, 6 held-out clips).
+# noise's RMS, at 1e-2 1.15 times, and coloured at 1e-4 then whitened at 1e-2, as in training, 0.78 times
+# (`python stagecheck.py --colouring 6`, 6 held-out clips).
 NOISE_FLOOR, LOSS_FLOOR = 1e-4, 1e-2
 
 

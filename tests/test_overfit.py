@@ -39,6 +39,15 @@ def test_cascader_verdict_names_each_failure():
     assert not ok and len(why) == 3
 
 
+def test_vocoder_verdict_holds_a_specgrad_vocoder_to_its_coloured_noise():
+    good = {"log_mel_distance": 0.05, "log_mel_distance_swapped": 0.3, "flatness": 0.1, "persistence": 0.7}
+    assert overfit.verdict("vocoder", {"check": good}) == (True, [])               # scaled form: no such figure
+    assert overfit.verdict("vocoder", {"check": dict(good, log_mel_distance_colour=0.06)}) == (True, [])
+    ok, why = overfit.verdict("vocoder", {"check": dict(good, log_mel_distance_colour=0.04)})
+    assert not ok and why == ["its output is no closer to the mel than its own noise coloured by the mel "
+                              "(specgrad form)"]
+
+
 def test_overfit_command_trains_samples_and_judges(tmp_path, tiny_corpus, monkeypatch):
     # The recipe shrunk to seconds: a few steps on 2 tone clips, judged on 1.5 s samples. The verdict of so short a
     # run is not the point (it fails); the file it writes, with the samples' and the real clips' figures, is.

@@ -209,6 +209,33 @@ def test_stage_check_runs_and_sees_the_exact_given_band(tmp_path, tiny_corpus):
     assert "sampled from the real band noised to t0" in text
 
 
+def test_specgrad_vocoder_check_reports_its_coloured_noise(tiny_corpus):
+    """A specgrad-form vocoder is judged beside its own noise coloured by the mel: those figures are in the check
+    and the report, and the coloured noise is closer to the mel than another clip's mel is. No such figure for
+    the scaled form. The --colouring diagnostic prints a line per floor."""
+    real = data.fixed_batch(tiny_corpus / "test", vocoder.RATE, n=2, seconds=1.0, multiple=160)["audio"]
+    cfg = train.parse_config(vocoder.STAGE, ["--form=specgrad"])
+    config = {**vars(cfg), **vocoder.calibrate(cfg, real)}
+    torch.manual_seed(0)
+    model = unet1d.UNet1D(vocoder.model_config(cfg)).eval()
+    c = stagecheck.check_vocoder(model, config, real, settings=dict(steps=2))
+    assert 0 < c["log_mel_distance_colour"] < c["log_mel_distance_swapped"]
+    assert 0 <= c["flatness_colour"] <= 1 and -1 <= c["persistence_colour"] <= 1
+    report = stagecheck.format_report({"clips": 2, "seconds": 1.0, "real": {"flatness": 0.1, "persistence": 0.8},
+                                       "vocoder": c, "real_routes": {"flatness": 0.1, "persistence": 0.8},
+                                       "routes": {}})
+    assert f"no network (specgrad form): log-mel distance {c['log_mel_distance_colour']:.4f}" in report
+    scaled = {**config, "form": "scaled"}
+    assert "log_mel_distance_colour" not in stagecheck.check_vocoder(model, scaled, real, settings=dict(steps=2))
+
+
+def test_colouring_diagnostic_prints_every_floor(tiny_corpus, capsys):
+    assert stagecheck.main(["--data", str(tiny_corpus), "--colouring", "2"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"floor {f:g}: coloured noise alone" in out for f in stagecheck.COLOUR_FLOORS)
+    assert "clip + white noise: 30 dB" in out
+
+
 def test_generator_check_tells_a_generator_that_ignores_its_text(tiny_corpus):
     """A spectrogram generator whose cross-attention output is zero cannot read its caption: the check must say
     so exactly (x0 error with any caption = without; two captions, one seed -> the same sample). Give the same
@@ -274,10 +301,20 @@ def test_vocoder_teacher_forced_figure_is_zero_for_an_oracle(form, tiny_corpus):
     config = {**vars(cfg), **vocoder.calibrate(cfg, real)}
     x0 = (real / vocoder.waveform_divisor(data.log_mel(real), config))[:, None]          # (2, 1, T), model units
 
+    noises = []
+
     def oracle(x_t, t, **conditioning):
         alpha, sigma = diffusion.alpha_sigma(t, config["schedule"])
         alpha, sigma = diffusion._bcast(alpha, x_t), diffusion._bcast(sigma, x_t)
+        noises.append((x_t - alpha * x0) / sigma)                                       # the noise it was given
         return (alpha * x_t - x0) / sigma                 # v = alpha eps - sigma x0 for any noise eps, coloured or not
     ratios = stagecheck.teacher_forced("vocoder", oracle, config, real, (None, None))
     assert set(ratios) == set(stagecheck.TEACHER_TIMES)
     assert all(r < 1e-8 for r in ratios.values()), ratios
+    # The noise is coloured like the mel in the specgrad form only: at the clip's loudness, its log-mel is far
+    # closer to the clip's than white noise's.
+    mel = data.log_mel(real)
+    white = torch.randn(real.shape, generator=torch.Generator().manual_seed(9))
+    distance = lambda n: float((data.log_mel(n * (real.pow(2).mean() / n.pow(2).mean()).sqrt()) - mel).abs().mean())
+    ratio = distance(noises[-1][:, 0].float()) / distance(white)
+    assert ratio < 0.5 if form == "specgrad" else 0.8 < ratio < 1.25, ratio

@@ -167,7 +167,7 @@ def test_vocoder_width_setting():
         vocoder.model_config(train.parse_config(vocoder.STAGE, ["--channel_mults=2,2,2,2,2"]))
 
 
-
+def test_full_rate_blocks_setting():
     """--full_rate_blocks=N adds N blocks at the full frame rate on each side of the U, which start as the
     identity: the network computes exactly what it did without them."""
     import stage1_generator
