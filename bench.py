@@ -10,7 +10,7 @@ how much of the time goes to arithmetic rather than to memory traffic and small-
     python bench.py --quick    # tiny presets only
     python bench.py --only route   # the whole cascade, 30 s of music, per stage (the sample speed target)
     python bench.py --only settings  # cascader/vocoder/SR: stagecheck's figures for steps x gamma
-    python bench.py --only generator-settings   # the spectrogram generator's samples for steps, step lists, guidance
+    python bench.py --only generator-settings   # the spectrogram generator's samples: steps, lists, guidance, DDIM
     python bench.py --only step      # every stage: producing a training batch against computing the step
 
 Route section: sample.py's whole waveform route (and the spectrogram route) with its default settings and the
@@ -214,14 +214,17 @@ GENERATOR_SETTINGS = [dict(steps=30, step_kind="back-eval"), dict(steps=30, step
                       dict(steps=100, step_kind="front"), dict(steps=200, step_kind="back-eval"),
                       dict(steps=100, step_kind="back-eval", guidance=1.0),
                       dict(steps=100, step_kind="back-eval", guidance=10.0),
-                      dict(steps=60, step_kind="back-eval", gamma=1.0)]       # Table 3: gamma 1 for the cascader only
+                      dict(steps=60, step_kind="back-eval", gamma=1.0),       # Table 3: gamma 1 for the cascader only
+                      dict(steps=60, step_kind="back-eval", sampler="ddim"), dict(steps=60, step_kind="uniform",
+                      sampler="ddim"), dict(steps=200, step_kind="back-eval", sampler="ddim")]
 
 
 def section_generator_settings(args):
-    """The spectrogram generator's sampler settings (steps, Table 7's step lists, guidance) judged by what they make:
-    one 10 s sample from each of the first --clips held-out test clips' captions, turned into audio by Griffin-Lim,
-    and the two model-free figures (overfit.judge_generator; real clips ~0.06 and ~0.8). Table 3's back-heavy
-    evaluation list jumps from log-SNR +0.7 straight to the output (issue 13): here it meets the alternatives."""
+    """The spectrogram generator's sampler settings (steps, Table 7's step lists, guidance, eq. 4 or DDIM) judged by
+    what they make: one 10 s sample from each of the first --clips held-out test clips' captions, turned into audio
+    by Griffin-Lim, and the two model-free figures (overfit.judge_generator; real clips ~0.06 and ~0.8). Table 3's
+    back-heavy evaluation list jumps from log-SNR +0.7 straight to the output (issue 13): here it meets the
+    alternatives."""
     import checkpoint
     import overfit
     ckpt = checkpoint.load_checkpoint(f"{args.checkpoints}/spectrogram-generator.pt")

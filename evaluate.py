@@ -288,7 +288,10 @@ def run_eval(args, judge, rows):
         generator = sample.ROUTES[route][0]
         # --guidance G,...: each route also with its generator at these guidance scales (Fig. 2's knob, at eval size).
         scales = [(f", guidance {g:g}", {generator: {"guidance": g}}) for g in args.guidance or []]
-        for suffix, settings in variants + scales:
+        # --variant KEY=VALUE,...: and with these generator settings (e.g. sampler=ddim,steps=200), one row each.
+        extra = [(", " + ", ".join(f"{k} {v}" for k, v in given.items()), {generator: given})
+                 for given in args.variant or []]
+        for suffix, settings in variants + scales + extra:
             label = settings_label(route, sample.resolve_settings(settings), args.seconds, args.checkpoints)
             print(f"generating {len(rows)} clips on the {route} route{suffix} into {args.out}/{label}")
             audios = generate_set(rows, route, args.seconds, settings, Path(args.out) / label, args.checkpoints)
@@ -424,6 +427,9 @@ def denoise(args):
     return result
 
 
+GENERATOR_KEYS = {"steps": int, "step_kind": str, "gamma": float, "guidance": float, "sampler": str}
+
+
 def _scales(text):
     """--guidance's "1,2" -> [1.0, 2.0], or one sentence saying what is wrong."""
     try:
@@ -433,6 +439,22 @@ def _scales(text):
     if any(g < 0 for g in scales):
         raise argparse.ArgumentTypeError("guidance scales cannot be negative (1 = no guidance)")
     return scales
+
+
+def _generator_settings(text):
+    """--variant's "sampler=ddim,steps=200" -> {"sampler": "ddim", "steps": 200}, or one sentence saying what is
+    wrong. Values are checked where the sampler meets them (sample.check_request), before anything is generated."""
+    given = {}
+    for item in text.split(","):
+        key, _, value = item.partition("=")
+        if key not in GENERATOR_KEYS or not value:
+            raise argparse.ArgumentTypeError(f"{item!r} is not KEY=VALUE with KEY one of {', '.join(GENERATOR_KEYS)}")
+        try:
+            given[key] = GENERATOR_KEYS[key](value)
+        except ValueError:
+            kind = {int: "whole number", float: "number"}[GENERATOR_KEYS[key]]
+            raise argparse.ArgumentTypeError(f"{key} takes a {kind}, not {value!r}") from None
+    return given
 
 
 def _with_judge(args):
@@ -474,6 +496,10 @@ def main(argv=None):
     parser.add_argument("--guidance", type=_scales, default=None,
                         metavar="G,...", help="eval: also score each route with its generator at these guidance "
                                               "scales (e.g. 1,2)")
+    parser.add_argument("--variant", type=_generator_settings, action="append", metavar="KEY=VALUE,...",
+                        help="eval: also score each route with its generator's sampler settings changed, one row "
+                             "per --variant (keys: steps, step_kind, gamma, guidance, sampler; e.g. "
+                             "sampler=ddim,steps=200)")
     parser.add_argument("--plain-sr", action="store_true",
                         help="eval: also score each route with super-resolution replaced by plain resampling "
                              "(sample.py --steps-superres 0), to see what the earlier stages make on their own; "

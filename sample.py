@@ -131,6 +131,9 @@ def check_request(prompt, seconds, route, n, settings):
         # gamma interpolates the sampler's variance between the posterior's (0) and the forward process's (1).
         if not 0.0 <= s["gamma"] <= 1.0:
             raise SampleError(f"gamma for the {SHORT[name]} must lie in [0, 1], got {s['gamma']}.")
+        if s.get("sampler", "ancestral") not in diffusion.SAMPLERS:
+            raise SampleError(f"unknown sampler {s['sampler']!r} for the {SHORT[name]}; use "
+                              f"{' or '.join(diffusion.SAMPLERS)}.")
 
 
 def load_stage(folder, name, device):
@@ -173,7 +176,8 @@ def run(prompt, *, route=DEFAULT_ROUTE, seconds=30.0, n=1, seed=0, settings=None
     def timed(name, fn):
         """Run one stage with the user's settings for it; log its settings, time and peak memory."""
         s = settings[name]
-        log(f"{SHORT[name]}: {s['steps']} steps ({s['step_kind']}, gamma {s['gamma']}"
+        log(f"{SHORT[name]}: {s['steps']} steps ({s['step_kind']}, "
+            + ("DDIM" if s.get("sampler") == "ddim" else f"gamma {s['gamma']}")
             + (f", guidance {s['guidance']}" if s.get("guidance") is not None else "") + ")")
         perf.reset_peak_memory()                             # peak memory per stage (Linux), as bench.py reports it
         start = time.perf_counter()
@@ -304,8 +308,9 @@ def parse_args(argv):
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--clip", type=float, default=None, help="dynamic clipping percentile of a paper-form "
                    f"generator's x0 (Sec. 3.1; default {stage1_generator.CLIP})")
-    # Four flags per stage: --steps-<stage>, --schedule-<stage>, --gamma-<stage>, and --guidance-<stage> or
-    # --cond-noise-<stage> where the stage has them (the generators and the cascader take text, so guidance).
+    # Flags per stage: --steps-<stage>, --schedule-<stage>, --gamma-<stage>, and --guidance-<stage>,
+    # --sampler-<stage> or --cond-noise-<stage> where the stage has them (the generators and the cascader take
+    # text, so guidance; the generators also take the sampler, eq. 4's or DDIM).
     for name, short in SHORT.items():
         d = DEFAULTS[name]
         p.add_argument(f"--steps-{short}", type=int, default=None, help=f"sampling steps (default {d['steps']})"
@@ -318,6 +323,9 @@ def parse_args(argv):
         if "guidance" in d:
             p.add_argument(f"--guidance-{short}", type=float, default=None, help=f"classifier-free guidance "
                            f"scale (default {d['guidance']}, Table 3)")
+        if "sampler" in d:
+            p.add_argument(f"--sampler-{short}", default=None, help=f"ancestral (the paper's eq. 4) or ddim "
+                           f"(deterministic; gamma unused) (default {d['sampler']})")
         if "cond_noise" in d:
             p.add_argument(f"--cond-noise-{short}", type=float, default=None, help=f"noise level u of the "
                            f"conditioning at sampling (default {d['cond_noise']})")
@@ -333,7 +341,8 @@ def main(argv=None):
         key = short.replace("-", "_")
         overrides[name] = {"steps": getattr(args, f"steps_{key}"), "step_kind": getattr(args, f"schedule_{key}"),
                            "gamma": getattr(args, f"gamma_{key}"), "guidance": getattr(args, f"guidance_{key}", None),
-                           "cond_noise": getattr(args, f"cond_noise_{key}", None)}
+                           "cond_noise": getattr(args, f"cond_noise_{key}", None),
+                           "sampler": getattr(args, f"sampler_{key}", None)}
     # Every file is written to a temporary name and renamed (audio_io.atomic_write): an interrupted run leaves
     # nothing half-written behind, and the 24 kHz WAV is written last.
     out = Path(args.out or f"samples/{slug(args.prompt)}.wav")

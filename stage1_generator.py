@@ -206,8 +206,8 @@ def loss(model, batch, ctx):
 # evaluate.py eval --routes spec --n 16 --guidance 1,2) it beat 5 and 2 on MuLan FAD (0.230 vs 0.315, 0.269),
 # audio-text similarity (0.613 vs 0.553, 0.583), instrument (81% vs 56%, 69%), flatness and persistence.
 SAMPLING = {
-    "wave": dict(steps=30, step_kind="front", gamma=0.0, guidance=10.0),
-    "spec": dict(steps=60, step_kind="back-eval", gamma=0.0, guidance=1.0),
+    "wave": dict(steps=30, step_kind="front", gamma=0.0, guidance=10.0, sampler="ancestral"),
+    "spec": dict(steps=60, step_kind="back-eval", gamma=0.0, guidance=1.0, sampler="ancestral"),
 }
 CLIP = 0.995     # paper form: dynamic clipping percentile of x0 (Sec. 3.1; the paper gives none: diffusers' default)
 STEP_TABLE = {"wave": "waveform-generator", "spec": "spectrogram-generator"}     # diffusion.step_schedule's names
@@ -215,16 +215,20 @@ STEP_TABLE = {"wave": "waveform-generator", "spec": "spectrogram-generator"}    
 
 @torch.no_grad()
 def generate(model, text_emb=None, text_mask=None, *, config, seconds=30.0, batch=1, steps=None, step_kind=None,
-             gamma=None, guidance=None, clip=CLIP, generator=None, progress=False):
+             gamma=None, guidance=None, sampler=None, clip=CLIP, generator=None, progress=False):
     """Text tokens (B, L, D) -> (B, 3200 s) audio (repr wave) or (B, 80, 100 s) log-mel in [-1, 1] (repr spec).
 
     config: the training config (a checkpoint's "config" dict): repr, form and statistics, schedule, objective.
     Unset sampler settings take SAMPLING's. text_emb=None generates without text (the unconditional model that
     guidance also uses), `batch` clips at once; with text, one clip per prompt row. x0 is dynamically clipped at
-    the `clip` percentile in the paper's form, clamped to the data's range in the scaled form.
+    the `clip` percentile in the paper's form, clamped to the data's range in the scaled form. sampler: "ancestral"
+    (the paper's eq. 4, with gamma) or "ddim" (deterministic after the first draw; gamma is then unused).
     """
     repr = config["repr"]
-    s = diffusion.settings(SAMPLING[repr], steps=steps, step_kind=step_kind, gamma=gamma, guidance=guidance)
+    s = diffusion.settings(SAMPLING[repr], steps=steps, step_kind=step_kind, gamma=gamma, guidance=guidance,
+                           sampler=sampler)
+    if s["sampler"] not in diffusion.SAMPLERS:
+        raise ValueError(f"unknown sampler {s['sampler']!r}; use one of {', '.join(diffusion.SAMPLERS)}.")
     scaled = _checked(config) == "scaled"
     dev = next(model.parameters()).device
     b = batch if text_emb is None else text_emb.shape[0]
@@ -236,12 +240,13 @@ def generate(model, text_emb=None, text_mask=None, *, config, seconds=30.0, batc
     shape = (b, data.MEL_BINS if repr == "spec" else 1, -(-length // stride) * stride)
     model_fn = diffusion.classifier_free_guidance(_model_fn(model, text_emb, text_mask),
                                                   s["guidance"] if text_emb is not None else 1.0)
-    x = diffusion.sample(model_fn, shape, step_sizes=diffusion.step_schedule(STEP_TABLE[repr], s["step_kind"],
-                                                                             s["steps"]),
-                         schedule=config["schedule"], objective=config["objective"], gamma=s["gamma"],
-                         generator=generator, clip_percentile=None if scaled else clip,
-                         project=_bounds(config) if scaled else None, device=dev,
-                         progress=progress and ("spectrogram generator" if repr == "spec" else "generator"))
+    steps = diffusion.step_schedule(STEP_TABLE[repr], s["step_kind"], s["steps"])
+    x = diffusion.SAMPLERS[s["sampler"]](model_fn, shape, step_sizes=steps, schedule=config["schedule"],
+                                         objective=config["objective"], gamma=s["gamma"], generator=generator,
+                                         clip_percentile=None if scaled else clip,
+                                         project=_bounds(config) if scaled else None, device=dev,
+                                         progress=progress and ("spectrogram generator" if repr == "spec"
+                                                                else "generator"))
     return from_x0(x[..., :length], config)                   # (B, 80, F) log-mel in [-1, 1], or (B, T) audio
 
 

@@ -57,6 +57,25 @@ def test_spectrogram_route_and_variations(tmp_path):
         assert (tmp_path / f"out-{i}.mel.png").exists() and (tmp_path / f"out-{i}.16000hz.wav").exists()
 
 
+@pytest.mark.parametrize("sampler,draws", [("ancestral", 3), ("ddim", 1)])
+def test_generator_sampler_setting_reaches_the_sampler(sampler, draws):
+    """--sampler-spec-generator picks the generator's sampler. Told apart by their random draws: with 3 steps eq. 4
+    draws x_1 and fresh noise at two steps (the last returns x0_hat), DDIM only x_1; so after generating, the
+    generator's stream has moved on by exactly that many draws of the sample's shape."""
+    import checkpoint
+    import diffusion
+    import stage1_generator
+    ckpt = checkpoint.load_checkpoint(ROOT / "checkpoints" / "spectrogram-generator.pt")
+    model = checkpoint.model_from_checkpoint(ckpt)
+    frames = -(-100 // model.config.total_stride) * model.config.total_stride       # 1 s, whole bottom positions
+    used, fresh = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    out = stage1_generator.generate(model, config=ckpt["config"], seconds=1.0, steps=3, sampler=sampler,
+                                    generator=used)
+    for _ in range(draws):
+        diffusion.randn((1, 80, frames), fresh, "cpu")
+    assert out.shape == (1, 80, 100) and torch.equal(torch.randn(8, generator=used), torch.randn(8, generator=fresh))
+
+
 def test_superres_with_zero_steps_is_plain_resampling():
     """--steps-superres 0 replaces the last model with FFT resampling: the 24 kHz output is exactly the 16 kHz
     stage's output resampled, and no super-resolution checkpoint is read."""
@@ -111,6 +130,7 @@ def test_odd_prompts_still_make_music(tmp_path, prompt, capsys):
     (["--route", "wave", "--gamma-cascader", "2"], "gamma for the cascader"),
     (["--schedule-spec-generator", "sideways"], "unknown step schedule"),
     (["--n", "0"], "between 1 and 64"),
+    (["--sampler-spec-generator", "euler"], "unknown sampler"),
     (["--route", "wave", "--checkpoints", "/nonexistent"], "make train-generator"),
     (["--checkpoints", "/nonexistent"], "make train-spec-generator"),
 ])
