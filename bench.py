@@ -208,15 +208,17 @@ def section_settings(args):
                 print(f"    steps {steps:3d} gamma {gamma:.0f}: {figures}, {time.perf_counter() - start:.0f} s")
 
 
-GENERATOR_SETTINGS = [dict(steps=30, step_kind="back-eval"), dict(steps=30, step_kind="uniform"),
-                      dict(steps=30, step_kind="front"), dict(steps=60, step_kind="back-eval"),
-                      dict(steps=60, step_kind="front"), dict(steps=100, step_kind="back-eval"),
-                      dict(steps=100, step_kind="front"), dict(steps=200, step_kind="back-eval"),
-                      dict(steps=100, step_kind="back-eval", guidance=1.0),
-                      dict(steps=100, step_kind="back-eval", guidance=10.0),
-                      dict(steps=60, step_kind="back-eval", gamma=1.0),       # Table 3: gamma 1 for the cascader only
-                      dict(steps=60, step_kind="back-eval", sampler="ddim"), dict(steps=60, step_kind="uniform",
-                      sampler="ddim"), dict(steps=200, step_kind="back-eval", sampler="ddim")]
+# Each row names its sampler, so that a change of the stage's default sampler (SAMPLING) leaves the rows as they were.
+_EQ4, _DDIM = dict(sampler="ancestral"), dict(sampler="ddim")
+GENERATOR_SETTINGS = [dict(steps=30, step_kind="back-eval", **_EQ4), dict(steps=30, step_kind="uniform", **_EQ4),
+                      dict(steps=30, step_kind="front", **_EQ4), dict(steps=60, step_kind="back-eval", **_EQ4),
+                      dict(steps=60, step_kind="front", **_EQ4), dict(steps=100, step_kind="back-eval", **_EQ4),
+                      dict(steps=100, step_kind="front", **_EQ4), dict(steps=200, step_kind="back-eval", **_EQ4),
+                      dict(steps=100, step_kind="back-eval", guidance=1.0, **_EQ4),
+                      dict(steps=100, step_kind="back-eval", guidance=10.0, **_EQ4),
+                      dict(steps=60, step_kind="back-eval", gamma=1.0, **_EQ4),  # Table 3: gamma 1, cascader only
+                      dict(steps=60, step_kind="back-eval", **_DDIM), dict(steps=60, step_kind="uniform", **_DDIM),
+                      dict(steps=200, step_kind="back-eval", **_DDIM)]
 
 
 def section_generator_settings(args):

@@ -17,8 +17,9 @@ Shapes through the cascade, for n variations of s seconds:
     waveform route:     generator -> (n, 3200 s)   cascader -> (n, 16000 s)   super-resolution -> (n, 24000 s)
     spectrogram route:  generator -> (n, 80, 100 s) log-mel in [-1, 1]   vocoder -> (n, 16000 s)   -> (n, 24000 s)
 
-Each stage's sampler settings (steps, step schedule, gamma, guidance, conditioning noise) are its own defaults,
-SAMPLING beside its generate(); a flag such as --steps-cascader 20 overrides one for this run only.
+Each stage's sampler settings (steps, step schedule, gamma, guidance, conditioning noise, and the generators'
+sampler: eq. 4's ancestral one or DDIM) are its own defaults, SAMPLING beside its generate(); a flag such as
+--steps-cascader 20 overrides one for this run only.
 
 One seed drives every random draw of every stage (one torch.Generator threaded through), so the same seed gives
 the same file bit for bit on the same machine. Checkpoints are looked up in checkpoints/ (the shipped demo ones),
@@ -60,8 +61,8 @@ CHECKPOINTS = {
 ROUTES = {"wave": ("waveform-generator", "waveform-cascader", "superres"),
           "spec": ("spectrogram-generator", "vocoder", "superres")}
 # [choice, issue 13] The default route is chosen by measurement, not by the paper's finding at scale: on 16 held-out
-# prompts (make eval) the spectrogram route's 30 s outputs have median flatness 0.217 and persistence 0.701, MuLan
-# audio-text similarity 0.646 and the instrument right for 75%; the waveform route's 0.424, 0.476, 0.346 and 31%
+# prompts (make eval) the spectrogram route's 30 s outputs have median flatness 0.149 and persistence 0.656, MuLan
+# audio-text similarity 0.647 and the instrument right for 81%; the waveform route's 0.372, 0.471, 0.371 and 31%
 # (stationary noise ~0.56 and ~0; real clips 0.058, 0.844, 0.665, 75%). --route wave is one flag away.
 DEFAULT_ROUTE = "spec"
 
