@@ -207,13 +207,14 @@ def loss(model, batch, ctx):
 # evaluate.py eval --routes spec --n 16 --guidance 1,2) it beat 5 and 2 on MuLan FAD (0.230 vs 0.315, 0.269),
 # audio-text similarity (0.613 vs 0.553, 0.583), instrument (81% vs 56%, 69%), flatness and persistence.
 # [choice] DDIM with 200 steps for the spectrogram generator (the paper samples with eq. 4): eq. 4 adds fresh noise
-# at every step, and this generator's weakest level is the low-noise end that must remove it (one call at log-SNR +4
-# leaves 0.60 of the Gaussian denoiser's error; README), so its samples kept a noise floor between the harmonics.
+# at every step for the generator to remove, DDIM none after its first draw; with eq. 4 the samples kept a noise
+# floor between the harmonics (our reading: what each step fails to remove adds up; README, "Evaluation").
 # On 16 held-out prompts, 30 s (python evaluate.py eval --routes spec --n 16 --variant sampler=ddim --variant
 # sampler=ddim,steps=100 --variant sampler=ddim,steps=200), median flatness and persistence were 0.217, 0.703 with
 # eq. 4 at 60 steps, 0.162, 0.678 with DDIM at 60, 0.154, 0.672 at 100 and 0.149, 0.656 at 200 (real 0.058, 0.844),
 # with MuLan FAD 0.199, 0.175, 0.177, 0.184 and audio-text similarity 0.646-0.649 for all four. 200 steps is the
-# setting that brings the flatness within issue 13's bar (0.15); it costs ~7 s more per 30 s on a 2-core CPU.
+# setting that brings the flatness within issue 13's bar (0.15); 30 s take 3.6 s of the generator on the 2-core
+# VM (python bench.py --only route), one network pass a step at guidance 1.
 # [choice] DDIM for the waveform generator too: on the same 16 prompts (python evaluate.py eval --routes wave --n 16
 # --variant sampler=ddim) it beat eq. 4 on every column of the waveform route: log-mel FAD 4.09 -> 3.82, MuLan FAD
 # 0.862 -> 0.690, audio-text similarity 0.324 -> 0.371, flatness 0.405 -> 0.372, persistence 0.456 -> 0.471.
