@@ -212,7 +212,8 @@ def loss(model, batch, ctx):
 # On 16 held-out prompts, 30 s (python evaluate.py eval --routes spec --n 16 --variant sampler=ddim --variant
 # sampler=ddim,steps=100 --variant sampler=ddim,steps=200), median flatness and persistence were 0.217, 0.703 with
 # eq. 4 at 60 steps, 0.162, 0.678 with DDIM at 60, 0.154, 0.672 at 100 and 0.149, 0.656 at 200 (real 0.058, 0.844),
-# with MuLan FAD 0.199, 0.175, 0.177, 0.184 and audio-text similarity 0.646-0.649 for all four. 200 steps is the
+# with MuLan FAD 0.199, 0.175, 0.177, 0.184 and audio-text similarity 0.646-0.649 for all four; on 32 prompts eq. 4
+# at 60 steps against DDIM at 200: 0.211, 0.705 against 0.144, 0.665, both FADs a little worse. 200 steps is the
 # setting that brings the flatness within issue 13's bar (0.15); 30 s take 3.6 s of the generator on the 2-core
 # VM (python bench.py --only route), one network pass a step at guidance 1.
 # [choice] DDIM for the waveform generator too: on the same 16 prompts (python evaluate.py eval --routes wave --n 16
