@@ -286,12 +286,12 @@ def run_eval(args, judge, rows):
     variants = [("", None)] + ([(", SR by resampling", {"superres": {"steps": 0}})] if args.plain_sr else [])
     for route in args.routes.split(","):
         generator = sample.ROUTES[route][0]
-        # --guidance G,...: each route also with its generator at these guidance scales (Fig. 2's knob, at eval size).
-        scales = [(f", guidance {g:g}", {generator: {"guidance": g}}) for g in args.guidance or []]
-        # --variant KEY=VALUE,...: and with these generator settings (e.g. sampler=ddim,steps=200), one row each.
-        extra = [(", " + ", ".join(f"{k} {v}" for k, v in given.items()), {generator: given})
-                 for given in args.variant or []]
-        for suffix, settings in variants + scales + extra:
+        # --guidance G,... (Fig. 2's knob, at eval size) and --variant KEY=VALUE,... (e.g. sampler=ddim,steps=200):
+        # each route also with its generator's settings changed so, one row each.
+        changed = [{"guidance": g} for g in args.guidance or []] + (args.variant or [])
+        extra = [(", " + ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in given.items()),
+                  {generator: given}) for given in changed]
+        for suffix, settings in variants + extra:
             label = settings_label(route, sample.resolve_settings(settings), args.seconds, args.checkpoints)
             print(f"generating {len(rows)} clips on the {route} route{suffix} into {args.out}/{label}")
             audios = generate_set(rows, route, args.seconds, settings, Path(args.out) / label, args.checkpoints)

@@ -59,9 +59,9 @@ def test_spectrogram_route_and_variations(tmp_path):
 
 @pytest.mark.parametrize("sampler,draws", [("ancestral", 3), ("ddim", 1)])
 def test_generator_sampler_setting_reaches_the_sampler(sampler, draws):
-    """--sampler-spec-generator picks the generator's sampler. Told apart by their random draws: with 3 steps eq. 4
-    draws x_1 and fresh noise at two steps (the last returns x0_hat), DDIM only x_1; so after generating, the
-    generator's stream has moved on by exactly that many draws of the sample's shape."""
+    """The generator's sampler setting (--sampler-spec-generator) picks its sampler. Told apart by their random
+    draws: with 3 steps eq. 4 draws x_1 and fresh noise at two steps (the last returns x0_hat), DDIM only x_1; so
+    after generating, the generator's stream has moved on by exactly that many draws of the sample's shape."""
     import checkpoint
     import diffusion
     import stage1_generator
