@@ -303,7 +303,9 @@ SWEEP = [("guidance", g) for g in (1.0, 2.0, 5.0, 10.0, 15.0)] + [("step_kind", 
 
 
 def run_sweep(args, judge, rows):
-    """Fig. 2: the generator's guidance and step schedule, one at a time from Table 3's (guidance 10, front)."""
+    """Fig. 2: the generator's guidance and step schedule, one at a time from sample.py's defaults (SAMPLING in
+    stage1_generator.py: Table 3's guidance 10 and front-heavy steps for the waveform generator; guidance 1 and the
+    back-eval steps for the spectrogram generator, by measurement)."""
     import sample
     generator = sample.ROUTES[args.route][0]
     base = sample.DEFAULTS[generator]
@@ -314,7 +316,7 @@ def run_sweep(args, judge, rows):
         label = settings_label(args.route, sample.resolve_settings(settings), args.seconds, args.checkpoints)
         name = f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
         if key == "guidance" and value == base["guidance"]:
-            name += f" (Table 3: {base['step_kind']})"
+            name += f" (the default: {base['step_kind']} steps)"
         print(f"{name}: {len(rows)} clips into {args.out}/{label}")
         audios = generate_set(rows, args.route, args.seconds, settings, Path(args.out) / label, args.checkpoints)
         points[name], _ = judge.score(audios, rows, truth_z=gt_z)
@@ -326,13 +328,17 @@ def plot_sweep(points, path, title):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(12.5, 4.2))
+    colours = plt.get_cmap("tab10").colors
     for ax, fad_key in zip(axes, ("FAD_mel", "FAD_MuLan")):
-        for name, p in points.items():
+        # The guidance settings joined in order, as Fig. 2 draws each sweep as a curve; named in one legend, since
+        # points a few thousandths apart would print their labels over each other.
+        guided = [p for name, p in points.items() if name.startswith("guidance")]
+        ax.plot([p[fad_key] for p in guided], [p["sim_audio_text"] for p in guided], color="0.75", zorder=1)
+        for i, (name, p) in enumerate(points.items()):
             marker = "o" if name.startswith("guidance") else "s"
-            ax.scatter(p[fad_key], p["sim_audio_text"], marker=marker)
-            ax.annotate(name.split(" ")[0], (p[fad_key], p["sim_audio_text"]), fontsize=8,
-                        xytext=(4, 3), textcoords="offset points")
+            ax.scatter(p[fad_key], p["sim_audio_text"], marker=marker, color=colours[i % len(colours)], zorder=2,
+                       label=name if ax is axes[0] else None)
         # [choice] each axis spans at least 20% of its largest FAD and 0.1 of similarity, so that differences in
         # the third decimal (noise, at these set sizes) do not fill the picture and look like an effect.
         for values, span, set_lim in (([p[fad_key] for p in points.values()], None, ax.set_xlim),
@@ -344,7 +350,8 @@ def plot_sweep(points, path, title):
         ax.set_ylabel("MuLan audio-text similarity (higher is better)")
         ax.grid(alpha=0.3)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.legend(loc="center right", fontsize=8)
+    fig.tight_layout(rect=(0, 0, 0.8, 1))
     audio_io.atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"), suffix=".png")
     plt.close(fig)
 
@@ -441,7 +448,7 @@ def _scales(text):
     return scales
 
 
-def _generator_settings(text):
+def generator_settings(text):
     """--variant's "sampler=ddim,steps=200" -> {"sampler": "ddim", "steps": 200}, or one sentence saying what is
     wrong. Values are checked where the sampler meets them (sample.check_request), before anything is generated."""
     given = {}
@@ -496,7 +503,7 @@ def main(argv=None):
     parser.add_argument("--guidance", type=_scales, default=None,
                         metavar="G,...", help="eval: also score each route with its generator at these guidance "
                                               "scales (e.g. 1,2)")
-    parser.add_argument("--variant", type=_generator_settings, action="append", metavar="KEY=VALUE,...",
+    parser.add_argument("--variant", type=generator_settings, action="append", metavar="KEY=VALUE,...",
                         help="eval: also score each route with its generator's sampler settings changed, one row "
                              "per --variant (keys: steps, step_kind, gamma, guidance, sampler; e.g. "
                              "sampler=ddim,steps=200)")

@@ -22,6 +22,7 @@ the sampler before spending compute (README, "When the output is noise").
 
     python overfit.py STAGE [--clips 8] [--seconds S] [--fresh] [-- --key=value ...]
     python overfit.py STAGE --checkpoint checkpoints/NAME.pt      judge a trained checkpoint on the same clips
+    python overfit.py spec-generator --sampling sampler=ancestral,steps=60       judge with eq. 4's sampler
     make overfit STAGE=spec-generator          STAGE: generator, spec-generator, cascader, vocoder, superres
 
 The run goes to runs/overfit/<stage>/ (a finished run is judged again without retraining; --fresh starts over);
@@ -199,6 +200,9 @@ def main(argv=None):
     parser.add_argument("--fresh", action="store_true", help="delete an earlier run of this check first")
     parser.add_argument("--checkpoint", default="", help="judge this checkpoint (e.g. a shipped one) on the clips "
                         "instead of training")
+    parser.add_argument("--sampling", type=evaluate.generator_settings, default=None, metavar="KEY=VALUE,...",
+                        help="a generator's sampler settings for judging, over its defaults (e.g. "
+                             "sampler=ancestral,steps=60: eq. 4's; keys as in evaluate.py eval --variant)")
     argv = list(sys.argv[1:] if argv is None else argv)
     # Everything after `--` goes to train.py as it is (argparse would take --key=value for its own flags).
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
@@ -207,6 +211,16 @@ def main(argv=None):
     args.settings = extra
     if args.clips < 2 or not 1.0 <= args.seconds <= 30.0:
         parser.error("--clips must be at least 2 and --seconds in 1..30.")
+    if args.sampling and args.stage not in ("generator", "spec-generator"):
+        parser.error("--sampling sets a generator's sampler; the conditioned stages are judged with their defaults.")
+    if args.sampling:                                   # checked as sample.py checks it, before minutes of training
+        import sample
+        route = "spec" if args.stage == "spec-generator" else "wave"
+        try:
+            sample.check_request("", args.seconds, route, 1,
+                                 sample.resolve_settings({sample.ROUTES[route][0]: args.sampling}))
+        except sample.SampleError as err:
+            parser.error(f"--sampling: {err}")
     out = Path(args.out or f"runs/overfit/{args.stage}")
     folder = Path(args.data) / "train" if (Path(args.data) / "train").is_dir() else Path(args.data)
     try:
@@ -217,7 +231,7 @@ def main(argv=None):
         else:
             ckpt = train_stage(args.stage, args.clips, args.settings + [f"--data={args.data}"], out, args.fresh)
         if args.stage in ("generator", "spec-generator"):
-            result, (samples, real, rate) = judge_generator(ckpt, folder, args.clips, args.seconds)
+            result, (samples, real, rate) = judge_generator(ckpt, folder, args.clips, args.seconds, args.sampling)
             write_pictures(out, samples, real, rate, ckpt["config"]["repr"] == "spec")
         else:
             result = judge_conditioned(args.stage, ckpt, folder, args.clips, min(args.seconds, 4.0))

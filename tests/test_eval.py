@@ -137,9 +137,9 @@ def test_guidance_scales_flag_parses_or_says_what_is_wrong():
 
 def test_variant_flag_parses_generator_settings_or_says_what_is_wrong():
     import argparse
-    assert evaluate._generator_settings("sampler=ddim,steps=200,gamma=0.5") == {"sampler": "ddim", "steps": 200,
+    assert evaluate.generator_settings("sampler=ddim,steps=200,gamma=0.5") == {"sampler": "ddim", "steps": 200,
                                                                                  "gamma": 0.5}
     for bad, says in [("steps=x", "whole number"), ("bogus=1", "KEY=VALUE"), ("sampler", "KEY=VALUE"),
                       ("guidance=", "KEY=VALUE")]:
         with pytest.raises(argparse.ArgumentTypeError, match=says):
-            evaluate._generator_settings(bad)
+            evaluate.generator_settings(bad)

@@ -66,3 +66,21 @@ def test_overfit_command_trains_samples_and_judges(tmp_path, tiny_corpus, monkey
     # Run again: the finished run is judged again, not retrained.
     assert overfit.main(["generator", "--clips", "2", "--seconds", "1.5", "--data", str(tiny_corpus),
                          "--out", str(tmp_path / "run")]) == status
+    # --sampling reaches the generator's sampler when judging (here eq. 4's at 2 steps, not the default DDIM).
+    seen = []
+    real_generate = overfit.stage1_generator.generate
+    monkeypatch.setattr(overfit.stage1_generator, "generate", lambda *a, **k: seen.append(k) or real_generate(*a, **k))
+    overfit.main(["generator", "--clips", "2", "--seconds", "1.5", "--data", str(tiny_corpus), "--out",
+                  str(tmp_path / "run"), "--sampling", "sampler=ancestral,steps=2"])
+    assert seen and seen[0]["sampler"] == "ancestral" and seen[0]["steps"] == 2
+
+
+@pytest.mark.parametrize("argv", [["spec-generator", "--sampling", "sampler=euler"],
+                                  ["spec-generator", "--sampling", "steps=0"],
+                                  ["vocoder", "--sampling", "steps=3"]])
+def test_bad_sampling_setting_is_one_sentence_before_training(argv, capsys):
+    with pytest.raises(SystemExit) as stop:
+        overfit.main(argv + ["--out", "/nonexistent/never-made"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("python overfit.py: error:") and ("sampler" in err or "steps" in err)
