@@ -21,8 +21,9 @@ The paper measures two things, and so do we, on the test split of our corpus (wo
 
     make eval    [N=16] [SECONDS=30]  the test split's first N clips -> a prompt each (captions.eval_prompt) ->
                  both routes; prints a table shaped like Tables 5 and 6 and writes runs/eval/eval.json
-    make sweep   [N=8] [ROUTE=wave]   Fig. 2 at small scale: generator guidance in {1, 2, 5, 10, 15} and its F, U,
-                 B step schedules, one setting varied at a time from Table 3's; FAD against similarity as a picture
+    make sweep   [N=8] [ROUTE=wave]   Fig. 2 at small scale: generator guidance in {1, 2, 5, 10, 15} and the uniform
+                 and back step lists, one setting varied at a time from sample.py's defaults; FAD against
+                 similarity as a picture
     python evaluate.py validate       the estimators and the instrument retrieval on every real test clip
                                       (--through-mel: after log-mel and Griffin-Lim, the spectrogram route's bound;
                                       --through-mel true-phase: the mel with the clip's own phase)
@@ -324,7 +325,8 @@ def run_sweep(args, judge, rows):
 
 
 def plot_sweep(points, path, title):
-    """FAD (mel) against audio-text similarity, one labelled point per setting, as in Fig. 2."""
+    """FAD (mel, and MuLan's) against audio-text similarity, one point per setting named in a legend, the guidance
+    settings joined in order as Fig. 2 draws them."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -240,7 +240,7 @@ def main(argv=None):
         return 2
     passed, why = verdict(args.stage, result)
     result.update({"pass": passed, "why": why, "stage": args.stage, "step": ckpt["step"],
-                   "command": " ".join(["python overfit.py"] + argv)})
+                   "sampling": args.sampling or {}, "command": " ".join(["python overfit.py"] + argv)})
     audio_io.atomic_write(out / "overfit.json", lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
     print(report(result))
     return 0 if passed else 1

@@ -132,6 +132,9 @@ def check_request(prompt, seconds, route, n, settings):
         # gamma interpolates the sampler's variance between the posterior's (0) and the forward process's (1).
         if not 0.0 <= s["gamma"] <= 1.0:
             raise SampleError(f"gamma for the {SHORT[name]} must lie in [0, 1], got {s['gamma']}.")
+        # Classifier-free guidance: 1 is the conditional model alone, 0 the unconditional one (Sec. 3.1).
+        if s.get("guidance") is not None and not s["guidance"] >= 0:
+            raise SampleError(f"guidance for the {SHORT[name]} must be 0 or more, got {s['guidance']}.")
         if s.get("sampler", "ancestral") not in diffusion.SAMPLERS:
             raise SampleError(f"unknown sampler {s['sampler']!r} for the {SHORT[name]}; use "
                               f"{' or '.join(diffusion.SAMPLERS)}.")

@@ -73,14 +73,18 @@ def test_overfit_command_trains_samples_and_judges(tmp_path, tiny_corpus, monkey
     overfit.main(["generator", "--clips", "2", "--seconds", "1.5", "--data", str(tiny_corpus), "--out",
                   str(tmp_path / "run"), "--sampling", "sampler=ancestral,steps=2"])
     assert seen and seen[0]["sampler"] == "ancestral" and seen[0]["steps"] == 2
+    assert json.loads((tmp_path / "run" / "overfit.json").read_text())["sampling"] == {"sampler": "ancestral",
+                                                                                       "steps": 2}
 
 
-@pytest.mark.parametrize("argv", [["spec-generator", "--sampling", "sampler=euler"],
-                                  ["spec-generator", "--sampling", "steps=0"],
-                                  ["vocoder", "--sampling", "steps=3"]])
-def test_bad_sampling_setting_is_one_sentence_before_training(argv, capsys):
+@pytest.mark.parametrize("argv,message", [(["spec-generator", "--sampling", "sampler=euler"], "unknown sampler 'euler'"),
+                                          (["generator", "--sampling", "steps=0"], "must be a positive whole number"),
+                                          (["generator", "--sampling", "guidance=-2"], "must be 0 or more"),
+                                          (["vocoder", "--sampling", "steps=3"], "sets a generator's sampler")])
+def test_bad_sampling_setting_is_one_sentence_before_training(argv, message, capsys):
+    # No corpus at --data: had the check let the setting through, the run would stop on the missing data instead.
     with pytest.raises(SystemExit) as stop:
-        overfit.main(argv + ["--out", "/nonexistent/never-made"])
+        overfit.main(argv + ["--data", "/nonexistent/corpus", "--out", "/nonexistent/never-made"])
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("python overfit.py: error:") and ("sampler" in err or "steps" in err)
+    assert err.startswith("python overfit.py: error:") and message in err

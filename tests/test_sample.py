@@ -131,6 +131,8 @@ def test_odd_prompts_still_make_music(tmp_path, prompt, capsys):
     (["--schedule-spec-generator", "sideways"], "unknown step schedule"),
     (["--n", "0"], "between 1 and 64"),
     (["--sampler-spec-generator", "euler"], "unknown sampler"),
+    (["--guidance-spec-generator", "-1"], "guidance for the spec-generator"),
+    (["--guidance-spec-generator", "nan"], "guidance for the spec-generator"),
     (["--route", "wave", "--checkpoints", "/nonexistent"], "make train-generator"),
     (["--checkpoints", "/nonexistent"], "make train-spec-generator"),
 ])
