@@ -51,7 +51,7 @@ $(VENV)/.stamp-test: $(VENV)/.stamp-data requirements-test.txt
 
 venv: $(VENV)/.stamp
 
-# The whole suite on the CPU (348 tests: ~160 s on the 2-core VM, on a clean clone after the venv is built). HF_HUB_OFFLINE: the parity tests never touch a hub.
+# The whole suite on the CPU (351 tests: ~160 s on the 2-core VM, on a clean clone after the venv is built). HF_HUB_OFFLINE: the parity tests never touch a hub.
 test: $(VENV)/.stamp-test
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests
 
